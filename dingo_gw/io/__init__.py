@@ -1,0 +1,1 @@
+"""File input/output: atomic writes, HDF5 metadata helpers, strain readers."""
