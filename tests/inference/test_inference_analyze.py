@@ -1,0 +1,341 @@
+"""dingo_analyze end to end on tiny networks trained here (2 s, 20-128 Hz, IMRPhenomD).
+
+- A GNPE network (with its initialisation network) on the real GW150914 strain: the command runs,
+  writes its files, weights are finite, the same seed gives the same numbers.
+- The same undertrained network on a loud injection: reported as a failed proposal, no posterior.
+- A direct NPE network on a narrow prior (chirp mass, distance): importance sampling passes and
+  the reweighted posterior and evidence match a brute-force grid posterior of the same data.
+- Bad input: one clear error line each and no result files.
+"""
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from scipy.special import i0e, logsumexp
+
+from dingo_gw.cli.analyze import main
+from dingo_gw.config import parse_config
+from dingo_gw.design_curves import design_asd
+from dingo_gw.domain import FrequencyDomain
+from dingo_gw.errors import DataError
+from dingo_gw.inference import analyze as analyze_module
+from dingo_gw.inference.analyze import (
+    AnalysisSettings, analyze, injection_data, injection_psds, load_analysis_network, sha256_file,
+)
+from dingo_gw.inference.importance_sampling import log_prior
+from dingo_gw.inference.likelihood import GaussianLikelihood
+from dingo_gw.noise.asd_dataset import ASDDataset, save_asd_dataset
+from dingo_gw.train.config import parse_train_config
+from dingo_gw.train.run import train
+from dingo_gw.waveforms import WaveformGenerator, generate_bank
+from dingo_gw.waveforms.config import BankConfig
+
+logging.getLogger("bilby").setLevel(logging.WARNING)
+
+DOMAIN = {"f_min": 20.0, "f_max": 128.0, "delta_f": 0.5}
+PHASE = "Uniform(minimum=0.0, maximum=6.283185307179586, boundary='periodic')"
+NO_SPIN = {"a_1": 0.0, "a_2": 0.0, "tilt_1": 0.0, "tilt_2": 0.0, "phi_12": 0.0, "phi_jl": 0.0}
+DESIGN = {"H1": "design:aLIGOZeroDetHighPower", "L1": "design:aLIGOZeroDetHighPower"}
+GW150914_FILES = ("H-H1_LOSC_4_V2-1126259446-32.hdf5", "L-L1_LOSC_4_V2-1126259446-32.hdf5")
+GPS = 1126259462.4
+
+
+def _bank(path, prior, n, seed):
+    cfg = parse_config({"domain": DOMAIN, "waveform": {"approximant": "IMRPhenomD", "f_ref": 20.0}, "prior": prior,
+                        "num_samples": n, "seed": seed, "chunk_size": 500,
+                        "compression": {"svd": {"size": 16, "num_training_samples": 300,
+                                                "num_validation_samples": 50}}}, BankConfig)
+    generate_bank(cfg, path, progress=False)
+
+
+def _train(out, bank, asd, params, model, gnpe, init, epochs, extrinsic=None):
+    cfg = {
+        "data": {"bank": str(bank), "asd_dataset": str(asd), "detectors": ["H1", "L1"], "inference_parameters": params,
+                 "window_roll_off": 0.4, "validation_fraction": 0.1, "standardization_samples": 2000,
+                 "extrinsic_prior": extrinsic},
+        "model": {"type": "npe", **model, "gnpe": gnpe},
+        "training": {"svd_samples": 200, "stages": [{"epochs": epochs, "batch_size": 128,
+                                                      "optimizer": {"name": "adam", "lr": 2e-3},
+                                                      "scheduler": {"name": "cosine", "min_lr": 1e-4}}]},
+        "init_network": init,
+        "local": {"device": "cpu", "num_threads": 1, "progress": False}, "seed": 1, "output_dir": str(out),
+    }
+    return train(parse_train_config(cfg)).network
+
+
+@pytest.fixture(scope="module")
+def networks(tmp_path_factory):
+    """(GNPE network with init network, direct NPE network on a narrow prior), trained in ~10 s."""
+    d = tmp_path_factory.mktemp("analyze_networks")
+    domain = FrequencyDomain(**DOMAIN)
+    rng = np.random.default_rng(0)
+    asd = design_asd("aLIGOZeroDetHighPower", domain.frequencies, fill_below=20.0)
+    save_asd_dataset(ASDDataset(domain, asds={k: asd[None] * rng.uniform(1, 3, (20, 1)) for k in ("H1", "L1")},
+                                gps_times={}, sources={}), d / "asd.h5")
+    _bank(d / "bank.h5", {"chirp_mass": "bilby.gw.prior.UniformInComponentsChirpMass(minimum=25.0, maximum=35.0)",
+                          "mass_ratio": "bilby.gw.prior.UniformInComponentsMassRatio(minimum=0.5, maximum=1.0)",
+                          **NO_SPIN, "theta_jn": "Sine(minimum=0.0, maximum=3.141592653589793)", "phase": PHASE},
+          2000, 1)
+    small = {"embedding": {"n_basis": 8, "hidden_dims": [64, 32], "output_dim": 16},
+             "flow": {"transforms": 2, "bins": 4, "hidden_features": [32, 32]}}
+    init = {"model": {"type": "npe", "embedding": {"n_basis": 4, "hidden_dims": [32], "output_dim": 8},
+                      "flow": {"transforms": 2, "bins": 4, "hidden_features": [16, 16]}},
+            "training": {"svd_samples": 100, "stages": [{"epochs": 1, "batch_size": 64,
+                                                          "optimizer": {"name": "adam", "lr": 1e-3}}]}}
+    gnpe = _train(d / "gnpe", d / "bank.h5", d / "asd.h5",
+                  ["chirp_mass", "mass_ratio", "luminosity_distance", "geocent_time", "ra", "dec", "theta_jn", "psi"],
+                  small, {"kernel": 0.001, "relative": True}, init, epochs=1)
+    chirp_mass = "bilby.gw.prior.UniformInComponentsChirpMass(minimum=25.0, maximum=35.0)"
+    _bank(d / "bank_narrow.h5", {"chirp_mass": chirp_mass, "mass_ratio": 0.8, **NO_SPIN, "theta_jn": 0.4,
+                                 "phase": PHASE}, 3000, 2)
+    direct = _train(d / "direct", d / "bank_narrow.h5", d / "asd.h5", ["chirp_mass", "luminosity_distance"],
+                    {"embedding": small["embedding"],
+                     "flow": {"transforms": 3, "bins": 8, "hidden_features": [32, 32]}},
+                    None, None, epochs=6,
+                    extrinsic={"luminosity_distance": "Uniform(minimum=200.0, maximum=1500.0)", "geocent_time": 0.0,
+                               "ra": 1.2, "dec": 0.3, "psi": 0.7})
+    return {"gnpe": gnpe, "direct": direct}
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _fast(**kw):
+    base = dict(num_samples=800, gibbs_iterations=5, gibbs_chains=400, workers=1, progress=False)
+    base.update(kw)
+    return AnalysisSettings(**base)
+
+
+# -- end to end ---------------------------------------------------------------------------------
+def test_event_analysis_writes_files_and_is_reproducible(networks, tmp_path, capsys):
+    net = str(networks["gnpe"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--event", "GW150914", "--network", net, "--outdir", str(tmp_path / "cli"), "--num-samples", "800",
+              "--gibbs-iterations", "5", "--gibbs-chains", "400", "--workers", "1", "--no-progress"])
+    files = _files(tmp_path / "cli")
+    ok = exit_info.value.code == 0
+    assert exit_info.value.code in (0, 1)
+    assert files == sorted(["GW150914_corner.png", "GW150914_result.json" if ok else "GW150914_failed_proposal.json"])
+    printed = capsys.readouterr().out
+    assert "proposal samples" in printed and "timings [s]" in printed
+
+    a = analyze(_fast(event="GW150914", network=net, outdir=str(tmp_path / "a"), seed=3))
+    b = analyze(_fast(event="GW150914", network=net, outdir=str(tmp_path / "b"), seed=3))
+    c = analyze(_fast(event="GW150914", network=net, outdir=str(tmp_path / "c"), seed=4))
+    ra, rb = a.result, b.result
+    assert ra.num_samples == 800 and np.all(np.isfinite(ra.weights))
+    np.testing.assert_array_equal(ra.log_weights, rb.log_weights)
+    for k in ra.samples:
+        np.testing.assert_array_equal(ra.samples[k], rb.samples[k])
+    assert ra.log_noise_evidence == rb.log_noise_evidence
+    assert not np.array_equal(ra.samples["chirp_mass"], c.result.samples["chirp_mass"])
+    meta = ra.meta_data
+    assert meta["network"]["sha256"] == sha256_file(net)
+    assert meta["psd"]["H1"]["source"] == "published" and meta["num_proposal_samples"] == 800
+    assert {"load_network", "read_strain", "psd", "data", "sampling", "importance_sampling"} <= set(meta["timings"])
+    assert meta["sampler"]["sampler"] == "gnpe_importance" and meta["sampler"]["initialisation"] == "init network"
+    # the analysis segment [t - 1.5, t + 0.5] of the 2 s network, Tukey window with its roll-off
+    assert meta["segment"][0] == pytest.approx(GPS - 1.5, abs=1 / 4096)
+    assert meta["window"]["window_factor"] == pytest.approx(1 - 5 * 0.4 / 8, abs=1e-3)
+
+
+def test_failed_proposal_is_reported_not_as_a_posterior(networks, tmp_path, capsys):
+    inj = tmp_path / "loud.json"
+    inj.write_text(json.dumps({"chirp_mass": 30.0, "mass_ratio": 0.8, **NO_SPIN, "theta_jn": 0.3, "phase": 1.0,
+                               "luminosity_distance": 150.0, "geocent_time": 0.01, "ra": 1.0, "dec": 0.2,
+                               "psi": 0.5}))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--injection", str(inj), "--network", str(networks["gnpe"]), "--outdir", str(out), "--psd",
+              "H1=design:aLIGOZeroDetHighPower", "--psd", "L1=design:aLIGOZeroDetHighPower", "--num-samples", "600",
+              "--gibbs-iterations", "5", "--workers", "1", "--no-progress", "--label", "loud"])
+    assert exit_info.value.code == 1
+    assert _files(out) == ["loud_corner.png", "loud_failed_proposal.json"]
+    report = json.loads((out / "loud_failed_proposal.json").read_text())
+    assert report["status"] == "failed_proposal" and report["n_eff"] < 10
+    assert "does not" in report["failure_reason"]  # "... does not cover the posterior / describe these data"
+    assert "FAILED PROPOSAL" in capsys.readouterr().out
+
+
+def test_importance_sampling_passes_and_matches_a_grid_posterior(networks, tmp_path):
+    import bilby
+
+    # noise 3x the design ASD (inside the training ASDs' range): network SNR ~ 10
+    f = np.arange(0.0, 256.0, 0.25)
+    psd_file = tmp_path / "psd_3x_design.txt"
+    np.savetxt(psd_file, np.column_stack([f, 9 * design_asd("aLIGOZeroDetHighPower", f, fill_below=10.0) ** 2]))
+    psd_files = {"H1": str(psd_file), "L1": str(psd_file)}
+    truth = {"chirp_mass": 30.0, "mass_ratio": 0.8, **NO_SPIN, "theta_jn": 0.4, "phase": 1.0,
+             "luminosity_distance": 1200.0, "geocent_time": 0.0, "ra": 1.2, "dec": 0.3, "psi": 0.7}
+    settings = _fast(injection=truth, network=str(networks["direct"]), psd_files=psd_files, outdir=str(tmp_path),
+                     num_samples=2000, label="narrow", seed=0)
+    out = analyze(settings)
+    r = out.result
+    assert r.ok and r.n_eff > 100 and np.all(np.isfinite(r.weights))
+    assert out.files["result"].name == "narrow_result.json"
+    post = bilby.core.result.read_in_result(str(out.files["result"])).posterior
+    assert {"chirp_mass", "luminosity_distance", "phase", "mass_1", "geocent_time"} <= set(post.columns)
+    assert np.allclose(post["geocent_time"], GPS)
+
+    # brute force: the same data, log L on a (chirp mass, distance) grid, phase marginalised exactly
+    # (IMRPhenomD: log L(φ) = c + κ cos(2φ + α), so ∫ L dφ / 2π = e^c I0(κ))
+    net = load_analysis_network(networks["direct"])
+    psds, _ = injection_psds(psd_files, net.domain, net.detectors, None)
+    with WaveformGenerator("IMRPhenomD", net.domain, 20.0) as gen:
+        event, params = injection_data(net, settings, GPS, gen, psds, settings.seed)
+        like = GaussianLikelihood(event.strain, event.psds, event.domain, gen, GPS, time_origin=event.segment_start)
+        mc, dl = np.linspace(29.2, 31.0, 121), np.linspace(700.0, 1500.0, 161)
+        M, D = (x.ravel() for x in np.meshgrid(mc, dl, indexing="ij"))
+        grid = {k: np.full(M.size, v) for k, v in truth.items()}
+        grid.update(chirp_mass=M, luminosity_distance=D, phase=np.zeros(M.size))
+        hp, hc, failed = like.polarizations(grid)
+        dh, hh = like.overlaps(grid, hp, hc)
+    assert not failed.any()
+    kappa = np.abs(dh)
+    log_l = like.log_noise_evidence() - 0.5 * hh + kappa + np.log(i0e(kappa))
+    log_p = log_prior(net.prior, grid) + math.log(2 * math.pi)  # phase marginalised: drop its prior density
+    log_post = log_l + log_p
+    p = np.exp(log_post - logsumexp(log_post))
+    log_z = logsumexp(log_post) + math.log((mc[1] - mc[0]) * (dl[1] - dl[0]))
+    w = r.weights
+    for name, x in (("chirp_mass", M), ("luminosity_distance", D)):
+        mean_grid = np.sum(p * x)
+        std_grid = np.sqrt(np.sum(p * (x - mean_grid) ** 2))
+        mean = np.sum(w * r.samples[name])
+        std = np.sqrt(np.sum(w * (r.samples[name] - mean) ** 2))
+        assert abs(mean - mean_grid) < 5 * std_grid / np.sqrt(r.n_eff) + 0.02 * std_grid
+        assert abs(std / std_grid - 1) < 0.12
+    assert abs(r.log_evidence - log_z) < 4 * r.log_evidence_err + 0.05
+    assert r.log_bayes_factor > 10  # a clear signal
+    assert isinstance(net.prior, bilby.core.prior.PriorDict)
+
+
+# -- bad input --------------------------------------------------------------------------------
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    return err[0]
+
+
+def _run(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--no-progress", "--workers", "1", "--num-samples", "200"])
+    assert e.value.code == 2
+    return _error_line(capsys)
+
+
+def test_missing_strain_file_names_the_file_and_folders(networks, tmp_path, capsys, data_dir):
+    out = tmp_path / "out"
+    line = _run(["--gps", str(GPS), "--strain", "H1=H-H1_MISSING-1126259446-32.hdf5",
+                 "--strain", f"L1={data_dir / GW150914_FILES[1]}", "--network", str(networks["gnpe"]),
+                 "--outdir", str(out), "--data-dir", str(tmp_path)], capsys)
+    assert "H-H1_MISSING-1126259446-32.hdf5" in line and str(tmp_path) in line
+    assert _files(out) == []
+
+
+def test_nan_in_strain_is_refused(networks, tmp_path, capsys, data_dir):
+    bad = tmp_path / GW150914_FILES[0]
+    shutil.copy(data_dir / GW150914_FILES[0], bad)
+    with h5py.File(bad, "r+") as f:
+        f["strain/Strain"][70000:70010] = np.nan
+    out = tmp_path / "out"
+    line = _run(["--gps", str(GPS), "--strain", f"H1={bad}", "--strain", f"L1={data_dir / GW150914_FILES[1]}",
+                 "--network", str(networks["gnpe"]), "--outdir", str(out)], capsys)
+    assert "NaN" in line and GW150914_FILES[0] in line
+    assert _files(out) == []
+
+
+def _gwosc_copy(src: Path, folder: Path, rate: int, duration: int = 32) -> Path:
+    """A GWOSC-format copy of ``src``: the first ``duration`` s, decimated (every k-th sample) to ``rate`` Hz."""
+    with h5py.File(src) as f:
+        x = f["strain/Strain"][()]
+        fs = int(round(1 / f["strain/Strain"].attrs["Xspacing"]))
+        t0 = int(f["strain/Strain"].attrs["Xstart"])
+    path = folder / f"{src.name[:2]}{src.name[2:4]}_TEST_V1-{t0}-{duration}.hdf5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("strain/Strain", data=x[: duration * fs: fs // rate])
+        ds.attrs["Xspacing"], ds.attrs["Xstart"] = 1.0 / rate, t0
+        f["meta/GPSstart"], f["meta/Duration"], f["meta/Detector"] = t0, duration, src.name[2:4]
+    return path
+
+
+def test_network_data_mismatch_is_a_clear_error(networks, tmp_path, capsys, data_dir):
+    out = tmp_path / "out"
+    (tmp_path / "short").mkdir()
+    line = _run(["--gps", str(GPS), "--strain", f"H1={data_dir / GW150914_FILES[0]}",
+                 "--network", str(networks["gnpe"]), "--outdir", str(out)], capsys)
+    assert "needs data of H1, L1" in line
+    low = [_gwosc_copy(data_dir / name, tmp_path, 128) for name in GW150914_FILES]
+    line = _run(["--gps", str(GPS), "--strain", f"H1={low[0]}", "--strain", f"L1={low[1]}",
+                 "--network", str(networks["gnpe"]), "--outdir", str(out)], capsys)
+    assert "sample rate 128 Hz is below 2 f_max = 256 Hz" in line
+    # strain that does not reach the analysis segment [t - 1.5, t + 0.5]
+    short = [_gwosc_copy(data_dir / name, tmp_path / "short", 4096, duration=8) for name in GW150914_FILES]
+    line = _run(["--gps", str(GPS), "--strain", f"H1={short[0]}", "--strain", f"L1={short[1]}",
+                 "--network", str(networks["gnpe"]), "--outdir", str(out)], capsys)
+    assert "does not contain the analysis segment" in line
+    # a PSD file that does not reach the network's f_max
+    psd = tmp_path / "short_psd.txt"
+    f = np.arange(0, 100.0, 0.5)
+    np.savetxt(psd, np.column_stack([f, np.full(f.size, 1e-46)]))
+    line = _run(["--event", "GW150914", "--psd", f"H1={psd}", "--network", str(networks["gnpe"]),
+                 "--outdir", str(out)], capsys)
+    assert "covers 0-99.5 Hz" in line and "20-128 Hz" in line
+    assert _files(out) == []
+
+
+def test_unwritable_outdir_and_missing_network(networks, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    line = _run(["--event", "GW150914", "--network", str(networks["gnpe"]), "--outdir", str(blocker / "out")], capsys)
+    assert "cannot create output folder" in line
+    monkeypatch.setattr(analyze_module, "DEFAULT_NETWORK", Path("networks") / "absent" / "network.pt")
+    line = _run(["--event", "GW150914", "--outdir", str(tmp_path / "out")], capsys)
+    assert "networks/absent/network.pt" in line and "dingo_train" in line
+    assert _files(tmp_path / "out") == []
+    with pytest.raises(DataError, match="network file not found"):
+        analyze_module.find_network(tmp_path / "nope.pt")
+
+
+def test_glitch_in_the_analysis_segment_is_gated_or_refused(data_dir):
+    """GW170814: L1 has a 12-sigma transient at GPS 1186741855.769, inside the 8 s segment [t-6, t+2]."""
+    from dingo_gw.events import get_event
+
+    event = get_event("GW170814")
+    segment = (event.gps - 6.0, event.gps + 2.0)
+    strains = analyze_module.read_strain({d: event.strain_path(d) for d in ("H1", "L1")}, segment)
+    gated, report = analyze_module.check_glitches(strains, event.gps, segment, "gate")
+    times = [g["time"] for g in report["L1"]["glitches"]]
+    assert len(times) == 1 and times[0] == pytest.approx(1186741855.769, abs=0.01)
+    assert report["H1"]["glitches"] == []
+    s = gated["L1"]
+    i = s.index(times[0])
+    assert np.all(s.data[i - 100:i + 100] == 0) and np.array_equal(gated["H1"].data, strains["H1"].data)
+    with pytest.raises(DataError, match="loud transient"):
+        analyze_module.check_glitches(strains, event.gps, segment, "error")
+
+
+def test_welch_psd_when_no_published_psd(data_dir):
+    """GW151226 has no published PSD here: Welch on the off-source part of its 32 s files (2 s segments
+    for an 8 s network), which agrees with a Welch estimate of the whole file within its scatter."""
+    from dingo_gw.events import get_event
+    from dingo_gw.noise.psd import estimate_psd
+
+    event = get_event("GW151226")
+    domain = FrequencyDomain(20.0, 512.0, 0.125)
+    segment = (event.gps - 6.0, event.gps + 2.0)
+    strains = analyze_module.read_strain({"H1": event.strain_path("H1")}, segment)
+    psds, info = analyze_module.estimate_psds(strains, domain, segment, {}, event, None, 0.4, ["H1"])
+    assert info["H1"]["source"] == "welch" and info["H1"]["segment_duration"] == 2.0
+    assert info["H1"]["num_segments"] >= 8 and info["H1"]["strain"].endswith("H-H1_LOSC_4_V2-1135136334-32.hdf5")
+    reference = estimate_psd(strains["H1"], domain, None, 0.4, segment_duration=4.0)
+    band = domain.mask & (domain.frequencies > 30) & (domain.frequencies < 400)
+    ratio = np.log(psds["H1"][band] / reference[band])
+    assert abs(np.median(ratio)) < 0.15
