@@ -1,6 +1,11 @@
 """Shared test fixtures: paths to the project's data and the shared GWOSC files."""
 
+import os
 from pathlib import Path
+
+# Multi-threaded OpenBLAS slows QR/SVD by orders of magnitude when the cores are busy with
+# worker processes; must be set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 import torch

@@ -57,6 +57,8 @@ class ASDDataset:
     def __post_init__(self):
         if not self.asds:
             raise DataError("an ASD dataset needs at least one detector")
+        for name in ("asds", "gps_times", "sources", "welch_segments", "segment_durations"):
+            setattr(self, name, dict(getattr(self, name)))  # never modify the caller's dicts
         n_f, k = len(self.domain), self.domain.min_index
         for det in list(self.asds):
             check_detector(det)
@@ -94,8 +96,8 @@ class ASDDataset:
         return self.asds[detector] ** 2
 
     def check_domain(self, domain: FrequencyDomain) -> None:
-        """DomainMismatchError unless ``domain`` has this dataset's f_min, f_max and delta_f."""
-        self.domain.check_same_grid(domain, what="ASD dataset")
+        """DomainMismatchError unless the dataset lives on ``domain`` (same f_min, f_max, delta_f)."""
+        FrequencyDomain.check_same_grid(domain, self.domain, what="ASD dataset")
 
     def check_detectors(self, detectors: Iterable[str]) -> None:
         """DataError unless every detector in ``detectors`` has ASDs here."""

@@ -2,33 +2,34 @@
 
 Model of one PSD on [f_min, f_max]::
 
-    S(f) = exp(b(ln f)) * (1 + sum_k A_k / (1 + ((f - f_k) / gamma_k)^2))
+    S(f) = exp(b(ln f)) * (1 + sum_k L_k(f)),   L_k = A_k / (1 + ((f - f_k) / gamma_k)^2)
 
 * broadband ``b``: natural cubic spline in ln f through ``num_nodes`` log-spaced nodes; the
   parameters are the values ln S_broadband at the nodes ("node space");
-* spectral lines: Lorentzians with position f_k [Hz], half width gamma_k [Hz] and height A_k
-  (peak PSD over broadband, minus one).
+* spectral lines: Lorentzians with position f_k [Hz], half width gamma_k [Hz] and height A_k,
+  averaged over each frequency bin (lines narrower than a bin then have a well-defined bin
+  value and vanishing tails; for them only A_k gamma_k is constrained).
 
-Fitting one PSD: robust (Tukey biweight) least squares of ln S for the nodes; lines where the
-residual exceeds a threshold that accounts for the input's Welch estimation noise (a Welch
-median of K segments fluctuates; a line must be above what noise does anywhere in the band
-with probability ``line_false_alarm``, and at least ``line_min_height`` times the broadband);
-each cluster of nearby lines fitted by non-linear least squares in ln S; then the broadband
-is refitted without the lines (two passes). For Welch inputs ln S is first corrected by
-E[ln(estimate/true)] so that the model describes the true PSD.
+Fitting one PSD (:func:`fit_psd`): robust least squares of ln S for the nodes (Tukey
+biweight, weak curvature penalty); lines where the residual exceeds a noise-aware threshold
+(at least ``line_min_height`` times the broadband, and above what the input's Welch noise
+reaches anywhere in the band with probability ``line_false_alarm``); each line refined by least
+squares over every bin its tails reach; the broadband refitted with the lines divided out. For
+a Welch input (K segments) ln S is first corrected by E[ln(estimate/true)], so the model
+describes the true PSD.
 
-Learning the distribution (per detector): Gaussian in node space (mean, covariance shrunk
-towards a smooth target with correlation length ``correlation_length`` in ln f, inflated by
-(1 + 1/n) for the predictive spread of a new draw); lines are clustered by frequency across
-inputs, a cluster appears in a draw with the observed frequency of occurrence and takes the
-parameters (f, gamma, A) of a randomly chosen occurrence (resampled as a whole: for lines
-narrower than a bin only A gamma is constrained, so jittering A and gamma separately would
-create lines the data never showed).
+Distribution per detector (:func:`learn_detector_model`): Gaussian in node space (covariance
+shrunk towards a smooth target with correlation length ``correlation_length`` in ln f and
+inflated by (1 + 1/n)), drawn as a multivariate Student-t with n - 1 degrees of freedom, the
+predictive distribution when mean and covariance are estimated from n PSDs. Lines are clustered
+by frequency across inputs; a cluster appears in a draw with its observed frequency and takes
+the parameters (f, gamma, A) of one observed occurrence, resampled as a whole.
 
-Forecasting: optionally the node mean is moved to the mean of the nodes of one or more target
-PSDs (e.g. a new observing run) and the targets' lines are always present. Draws are smooth
-model PSDs; with ``welch_segments`` K they are multiplied by simulated Welch-median noise so
-they look like K-segment estimates.
+Draws (:func:`sample_psds`) are smooth model PSDs; with ``welch_segments`` K they are multiplied
+by simulated K-segment Welch-median noise, scaled by the measured ratio of real to Gaussian
+estimation scatter of the inputs, so they look like real K-segment estimates. Forecasting
+(:func:`shift_toward`): the node mean is moved to the mean of the nodes of target PSDs (e.g. a
+new observing run) and the targets' lines are always present.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class PsdFit:
     (f_k [Hz], gamma_k [Hz], A_k); ``deviation``: median |ln(model / input)| over the band;
     ``noise_floor``: the same for a perfect model, from the input's Welch noise alone if the
     noise were Gaussian (0 for inputs that are not Welch estimates); ``scatter_ratio``: the
-    measured bin-to-bin scatter of ln S over the Gaussian-noise prediction (NaN if not Welch).
+    5-95 % width of ln(input / model) over that of Gaussian Welch noise (NaN if not Welch).
     """
 
     nodes: np.ndarray
@@ -189,18 +190,24 @@ def _line_threshold(config: PsdModelConfig, num_segments: int, segment_duration:
 
 
 def _robust_lstsq(basis: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, iters: int = 8) -> np.ndarray:
-    """Least squares with Tukey-biweight reweighting (c = 4.685 robust sigma)."""
+    """Least squares with Tukey-biweight reweighting (c = 4.685 robust sigma, sigma >= 0.05).
+
+    A weak second-difference penalty on the node values keeps nodes whose bins were all
+    down-weighted (e.g. under a wide line) from running away; the sigma floor keeps a
+    noise-free input from down-weighting everything that is not fitted to round-off.
+    """
     w = np.ones_like(y) if weights is None else weights.astype(float).copy()
     base = w.copy()
+    n = basis.shape[1]
+    d2 = np.diff(np.eye(n), 2, axis=0)
+    penalty = d2.T @ d2
     beta = None
     for _ in range(iters):
         bw = basis * w[:, None]
         gram = basis.T @ bw
-        beta = np.linalg.solve(gram + 1e-10 * np.trace(gram) / gram.shape[0] * np.eye(gram.shape[0]), bw.T @ y)
+        beta = np.linalg.solve(gram + 1e-4 * np.trace(gram) / n * penalty, bw.T @ y)
         r = y - basis @ beta
-        s = 1.4826 * np.median(np.abs(r[base > 0] - np.median(r[base > 0])))
-        if not s > 0:
-            break
+        s = max(1.4826 * np.median(np.abs(r[base > 0] - np.median(r[base > 0]))), 0.05)
         u = r / (4.685 * s)
         w = base * np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
     return beta
@@ -338,18 +345,20 @@ def fit_psd(
     y = np.log(band) - bias
     res = max(domain.delta_f, 1.0 / segment_duration if welch_segments > 0 and np.isfinite(segment_duration) else 0.0)
     log_thr = math.log(_line_threshold(config, int(welch_segments), float(segment_duration), grid))
-    profile = np.zeros_like(y)
-    lines = np.zeros((0, 3))
-    for _ in range(2):  # broadband without the lines, then lines on the new residual
-        beta = _robust_lstsq(grid.basis, y - np.log1p(profile))
-        resid = y - grid.basis @ beta
-        init = _find_lines(grid.f, resid, log_thr, res, config.max_lines)
-        lines = _fit_lines(grid.f, resid, init, res)
-        # keep lines whose bin-averaged peak stays significant after the refinement
-        if len(lines):
-            peak = np.array([_bin_lorentzian(np.array([l[0]]), domain.delta_f, *l)[0] for l in lines])
-            lines = lines[peak >= 0.5 * (math.exp(log_thr) - 1)]
-        profile = line_profile(grid.f, lines)
+    # 1) robust broadband, 2) again without the bins near detected lines, 3) fit the lines on
+    # that residual, 4) final broadband with the line profile divided out
+    beta = _robust_lstsq(grid.basis, y)
+    init = _find_lines(grid.f, y - grid.basis @ beta, log_thr, res, config.max_lines)
+    keep = np.ones_like(y)
+    for f0, gamma, _ in init:
+        keep[np.abs(grid.f - f0) < max(3 * res, 4 * gamma)] = 0.0
+    beta = _robust_lstsq(grid.basis, y, keep)
+    resid = y - grid.basis @ beta
+    lines = _fit_lines(grid.f, resid, _find_lines(grid.f, resid, log_thr, res, config.max_lines), res)
+    if len(lines):  # keep lines whose bin-averaged peak stays significant after the refinement
+        peak = np.array([_bin_lorentzian(np.array([l[0]]), domain.delta_f, *l)[0] for l in lines])
+        lines = lines[peak >= 0.5 * (math.exp(log_thr) - 1)]
+    profile = line_profile(grid.f, lines)
     beta = _robust_lstsq(grid.basis, y - np.log1p(profile))
     model = grid.basis @ beta + np.log1p(profile)
     deviation = float(np.median(np.abs(model - np.log(band))))

@@ -19,7 +19,6 @@ Conventions
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,6 @@ from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import DataError, DomainMismatchError
 from dingo_gw.io.strain import Strain, check_detector
 from dingo_gw.noise.glitch import DEFAULT_HALF_WIDTH, DEFAULT_TAPER, DEFAULT_THRESHOLD, GlitchReport, handle_glitches
-
-log = logging.getLogger(__name__)
 
 #: Placeholder PSD/ASD value in bins below f_min.
 BELOW_FMIN = 1.0
@@ -257,7 +254,7 @@ def psd_to_domain(
     tol = 1e-6 * domain.delta_f
     if f[0] > domain.f_min + step + tol or f[-1] < domain.f_max - step - tol:
         raise DomainMismatchError(
-            f"{what} covers {f[0]:g}-{f[-1]:g} Hz, but the domain needs {domain.f_min:g}-{domain.f_max:g} Hz"
+            f"{what} covers {f[0]:.10g}-{f[-1]:.10g} Hz, but the domain needs {domain.f_min:.10g}-{domain.f_max:.10g} Hz"
         )
     band = (f >= target[0] - step - tol) & (f <= target[-1] + step + tol)
     if not np.all(np.isfinite(p[band])) or np.any(p[band] <= 0):

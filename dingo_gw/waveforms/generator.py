@@ -388,7 +388,7 @@ class WaveformGenerator:
         lp = lal_parameters(params)
         n, length = len(lp["mass_1"]), len(self.domain)
         workers = max(1, int(workers))
-        block = max(1, min(64, math.ceil(n / (4 * workers))))
+        block = max(1, min(64, math.ceil(n / (8 * workers))))  # >= 8 blocks per worker: balanced tail
         ranges = [(a, min(a + block, n)) for a in range(0, n, block)]
         dtype = np.dtype(np.complex128)
         h_plus, h_cross = np.empty((n, length), dtype), np.empty((n, length), dtype)
