@@ -27,7 +27,7 @@ def tiny(tmp_path_factory, project_root):
 
 def test_tiny_dataset_content(tiny, data_dir):
     ds = load_asd_dataset(tiny)
-    d = FrequencyDomain(20.0, 256.0, 0.5)
+    d = FrequencyDomain(20.0, 512.0, 0.25)
     ds.check_domain(d)
     assert ds.detectors == ["H1", "L1"] and ds.num_asds("H1") == 2 and ds.num_asds("L1") == 1
     ev = get_event("GW150914")
@@ -37,12 +37,12 @@ def test_tiny_dataset_content(tiny, data_dir):
     assert np.allclose(ds.asds["H1"][1], np.sqrt(read_psd_file(data_dir / "psd/lfi-gw_GW150914/PSD_H1.txt", d)))
     assert np.all(ds.asds["H1"][:, : d.min_index] == 1.0)
     assert list(ds.gps_times["H1"]) == [ev.gps, ev.gps]
-    assert list(ds.welch_segments["H1"]) == [11, 128] and list(ds.segment_durations["H1"]) == [2.0, 8.0]
+    assert list(ds.welch_segments["H1"]) == [5, 128] and list(ds.segment_durations["H1"]) == [4.0, 8.0]
     assert ds.sources["H1"][0] == "H-H1_LOSC_4_V2-1126259446-32.hdf5 (GW150914)"
-    assert ds.settings["domain"] == {"f_min": 20.0, "f_max": 256.0, "delta_f": 0.5}
+    assert ds.settings["domain"] == {"f_min": 20.0, "f_max": 512.0, "delta_f": 0.25}
     sha = hashlib.sha256((data_dir / "L-L1_LOSC_4_V2-1126259446-32.hdf5").read_bytes()).hexdigest()
     assert ds.metadata["inputs_sha256"]["L-L1_LOSC_4_V2-1126259446-32.hdf5"] == sha
-    assert ds.metadata["reports"]["L1"][0]["num_segments"] == 11
+    assert ds.metadata["reports"]["L1"][0]["num_segments"] == 5
 
 
 def test_roundtrip_sampling_and_combining(tiny, tmp_path):
@@ -60,11 +60,11 @@ def test_roundtrip_sampling_and_combining(tiny, tmp_path):
     assert all(any(np.array_equal(row, x) for x in ds.asds["H1"]) for row in a["H1"])
     both = combine_asd_datasets([ds, ds.subset(["H1"])])
     assert both.num_asds("H1") == 4 and both.num_asds("L1") == 1
-    other = ASDDataset(FrequencyDomain(20.0, 256.0, 0.25), {"H1": np.ones((1, 1025))}, {}, {})
-    with pytest.raises(DomainMismatchError, match="delta_f = 0.25 Hz, expected 0.5 Hz"):
+    other = ASDDataset(FrequencyDomain(20.0, 512.0, 0.5), {"H1": np.ones((1, 1025))}, {}, {})
+    with pytest.raises(DomainMismatchError, match="delta_f = 0.5 Hz, expected 0.25 Hz"):
         combine_asd_datasets([ds, other])
     with pytest.raises(DomainMismatchError):
-        ds.check_domain(FrequencyDomain(20.0, 512.0, 0.5))
+        ds.check_domain(FrequencyDomain(20.0, 256.0, 0.25))
     with pytest.raises(DataError, match="has no ASDs for V1"):
         ds.sample(0, 3, ["V1"])
 
