@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from dingo_gw.errors import DataError, DingoError, FileFormatError
+from dingo_gw.io.hdf5 import to_jsonable
 from dingo_gw.io.atomic import atomic_write
 from dingo_gw.priors import chi_eff, component_masses
 
@@ -208,8 +209,8 @@ class Result:
             log_evidence_err=float(self.log_evidence_err),
             log_noise_evidence=float(self.log_noise_evidence),
             log_bayes_factor=float(self.log_bayes_factor),
-            meta_data=_jsonable(self.meta_data),
-            injection_parameters=_jsonable(self.injection_parameters) if self.injection_parameters else None,
+            meta_data=to_jsonable(self.meta_data),
+            injection_parameters=to_jsonable(self.injection_parameters) if self.injection_parameters else None,
             **kwargs,
         )
 
@@ -231,7 +232,7 @@ class Result:
                 "meta_data": self.meta_data,
             }
             with atomic_write(path) as tmp:
-                tmp.write_text(json.dumps(_jsonable(report), indent=2, allow_nan=True))
+                tmp.write_text(json.dumps(to_jsonable(report), indent=2, allow_nan=True))
             return path
         path = outdir / f"{label}_result.{extension}"
         bilby_result = self.to_bilby(label, outdir)
@@ -307,15 +308,3 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

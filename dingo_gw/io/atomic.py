@@ -33,14 +33,16 @@ def check_writable(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path):
+def atomic_write(path: str | Path, tmp: str | Path | None = None):
     """Context manager yielding a temporary Path; renamed to ``path`` if the block succeeds.
+
+    ``tmp`` overrides the temporary name (default :func:`temporary_path`).
 
     >>> with atomic_write("bank.h5") as tmp:
     ...     write_everything(tmp)
     """
     path = check_writable(path)
-    tmp = temporary_path(path)
+    tmp = temporary_path(path) if tmp is None else Path(tmp)
     if tmp.exists():
         tmp.unlink()
     try:

@@ -13,11 +13,12 @@ from dingo_gw import FORMAT_VERSION
 from dingo_gw.errors import FileFormatError
 
 
-def _to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types from dicts, lists, numpy arrays/scalars and Paths (recursively)."""
     if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -29,7 +30,7 @@ def _to_jsonable(obj: Any) -> Any:
 
 def write_json_attr(obj: h5py.HLObject, name: str, value: Any) -> None:
     """Store ``value`` (dicts, lists, numbers, strings, numpy) as a JSON string attribute."""
-    obj.attrs[name] = json.dumps(_to_jsonable(value))
+    obj.attrs[name] = json.dumps(to_jsonable(value))
 
 
 def read_json_attr(obj: h5py.HLObject, name: str, default: Any = None) -> Any:

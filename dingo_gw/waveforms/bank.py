@@ -197,7 +197,7 @@ def generate_bank(
         return BankSummary(out, n_rows, failures)
     try:
         source = _RowSource([(f, np.flatnonzero(~failed))])
-        with _write_then_rename(out, out.with_name(f".{out.name}.final.tmp")) as final:
+        with atomic_write(out, out.with_name(f".{out.name}.final.tmp")) as final:
             svd_meta = _write_bank(final, source, metadata, svd_settings, config.chunk_size, progress)
     except DingoError as e:
         raise type(e)(f"{e}; the generated waveforms are kept in {tmp}: fix this and rerun with --resume") from None
@@ -345,21 +345,6 @@ def _create_rows(f: h5py.File, params: Mapping[str, np.ndarray], sample_index: n
     for key, value in params.items():
         g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
     f.create_dataset("sample_index", data=np.asarray(sample_index, dtype=np.int64))
-
-
-@contextlib.contextmanager
-def _write_then_rename(path: Path, tmp: Path):
-    """Like dingo_gw.io.atomic.atomic_write, with an explicit temporary name (the default one
-    holds the unfinished generation run)."""
-    if tmp.exists():
-        tmp.unlink()
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 class _RowSource:
