@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from pathlib import Path
 
-from dingo_gw.errors import DingoError
+from dingo_gw.errors import DataError, DingoError
 
 
 def run_main(func):
@@ -30,3 +31,13 @@ def run_main(func):
         sys.exit(int(result or 0))
 
     return wrapper
+
+
+def ensure_parent(path: str | Path) -> Path:
+    """Create the parent folder of an output path; DataError if that is impossible."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create folder {path.parent} for {path.name}: {e.strerror}") from None
+    return path

@@ -9,18 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dingo_gw.cli._common import run_main
-from dingo_gw.errors import DataError
-
-
-def ensure_parent(path: str | Path) -> Path:
-    """Create the parent folder of an output path; DataError if that is impossible."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create folder {path.parent} for {path.name}: {e.strerror}") from None
-    return path
+from dingo_gw.cli._common import ensure_parent, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:

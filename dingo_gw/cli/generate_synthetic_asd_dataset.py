@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dingo_gw.cli._common import run_main
-from dingo_gw.cli.generate_asd_dataset import ensure_parent
+from dingo_gw.cli._common import ensure_parent, run_main
 from dingo_gw.errors import ConfigError
 
 

@@ -9,14 +9,6 @@ from dingo_gw.nn import EmbeddingNet, build_model, complete_model_config, projec
 from dingo_gw.nn.config import EmbeddingConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny networks: threading only adds overhead (and the machine is shared)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_svd_initialised_projection_gives_basis_coefficients():
     rng = np.random.default_rng(0)

@@ -21,14 +21,6 @@ METADATA = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny networks: threading only adds overhead (and the machine is shared)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def small_model(kind):
     cfg = complete_model_config(

@@ -28,13 +28,6 @@ def analytic_field(t, x):
     return MU + (x - t * MU) @ M.T
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 TARGET = torch.distributions.MultivariateNormal(MU, SIGMA + SIGMA_MIN**2 * torch.eye(2, dtype=torch.float64))
 

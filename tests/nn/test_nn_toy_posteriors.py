@@ -58,14 +58,6 @@ def train(model_type, steps, lr=5e-3, seed=0):
     return model.eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny networks: threading only adds overhead (and the machine is shared)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def npe():
