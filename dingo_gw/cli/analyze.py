@@ -3,6 +3,8 @@
     dingo_analyze --event GW150914 [--network FILE] [--outdir DIR] [--num-samples N] [--seed S]
     dingo_analyze --gps T --strain H1=FILE --strain L1=FILE [--psd H1=FILE ...]
     dingo_analyze --injection PARAMS.json|prior [--gps T] [--psd H1=FILE|design:NAME ...]
+    dingo_analyze ... --is-parts N        then  dingo_analyze --proposal FILE --is-part K  (K = 1..N)
+                                          then  dingo_result merge PART_FILES   (docs/cluster.md)
 
 Writes ``<label>_result.json`` (bilby-readable) and ``<label>_corner.png`` into --outdir and prints
 a table of medians and 90 % intervals. Exit status 0: posterior; 1: the importance sampling
@@ -66,7 +68,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate the network's first layer on shifted data instead of interpolating it")
     p.add_argument("--no-corner", action="store_true", help="do not draw the corner plot")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parts = p.add_argument_group("importance sampling in parallel jobs (docs/cluster.md)")
+    parts.add_argument("--is-parts", type=int, metavar="N",
+                       help="sample the network, save <label>_proposal.h5 for N importance-sampling part jobs, stop")
+    parts.add_argument("--proposal", metavar="FILE", help="with --is-part: the proposal file of --is-parts")
+    parts.add_argument("--is-part", type=int, metavar="K",
+                       help="compute part K (1..N) of the proposal's importance sampling; merge with dingo_result merge")
+    parts.add_argument("--part-out", metavar="FILE",
+                       help="with --is-part: the part file (default <label>_is_parts/part_K_of_N.h5 next to the proposal)")
     return p
+
+
+def run_is_part(args) -> int:
+    """--proposal FILE --is-part K: one importance-sampling part job."""
+    from dingo_gw.inference.is_parts import run_part
+
+    if args.proposal is None or args.is_part is None:
+        raise ConfigError("--proposal FILE and --is-part K go together (one importance-sampling part job)")
+    if args.is_parts is not None:
+        raise ConfigError("--is-parts N saves a proposal; a part job takes --proposal FILE --is-part K only")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    path = run_part(args.proposal, args.is_part, out=args.part_out, workers=args.workers,
+                    progress=not args.no_progress)
+    print(f"wrote {path}" if path is not None else
+          f"nothing to compute for part {args.is_part}: the proposal failed; run dingo_result merge --proposal "
+          f"{args.proposal} for the report")
+    return 0
 
 
 @run_main
@@ -74,6 +102,8 @@ def main(argv=None) -> int:
     from dingo_gw.inference.analyze import AnalysisSettings, analyze, summary_text
 
     args = build_parser().parse_args(argv)
+    if args.is_part is not None or args.proposal is not None or args.part_out is not None:
+        return run_is_part(args)
     settings = AnalysisSettings(
         event=args.event, gps=args.gps, strain_files=_pairs(args.strain, "--strain"),
         psd_files=_pairs(args.psd, "--psd"), injection=args.injection, network=args.network,
@@ -82,8 +112,14 @@ def main(argv=None) -> int:
         workers=args.workers, glitch=args.glitch, exact_projection=args.exact_projection,
         corner=not args.no_corner, progress=not args.no_progress, threads=args.threads,
         gnpe_init=args.gnpe_init, time_spread=args.time_spread,
+        is_parts=args.is_parts, save_proposal_only=args.is_parts is not None,
     )
     out = analyze(settings)
+    if out.result is None:  # --is-parts: the part jobs come next
+        proposal = out.files["proposal"]
+        print(f"wrote {proposal}\nnext: dingo_analyze --proposal {proposal} --is-part K  for K = 1..{args.is_parts} "
+              f"(one job each), then dingo_result merge {proposal.parent / (out.label + '_is_parts')}/part_*.h5")
+        return 0
     print(summary_text(out))
     return 0 if out.result.ok else 1
 

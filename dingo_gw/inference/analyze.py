@@ -96,7 +96,9 @@ class AnalysisSettings:
     ``workers`` waveform processes, ``num_posterior_samples`` (default round(n_eff)). ``threads``:
     torch threads for network sampling (default 1: with other work on the cores, e.g. the
     waveform processes or other jobs, more threads were 2.5x slower on 2 cores; None: torch's
-    default).
+    default). ``is_parts``: importance sampling in this many parts (default: parts of IS_PART_SIZE
+    samples); with ``save_proposal_only`` the analysis stops after network sampling and writes
+    ``<label>_proposal.h5`` for part jobs on a cluster (:mod:`dingo_gw.inference.is_parts`).
     """
 
     event: str | None = None
@@ -123,6 +125,8 @@ class AnalysisSettings:
     progress: bool = True
     corner: bool = True
     threads: int | None = 1
+    is_parts: int | None = None
+    save_proposal_only: bool = False
 
     def check(self) -> None:
         given = [x for x in ("event", "injection") if getattr(self, x) is not None]
@@ -148,14 +152,19 @@ class AnalysisSettings:
             raise ConfigError(f"glitch action must be gate, error or ignore, got {self.glitch!r}")
         if self.gps is not None and not math.isfinite(self.gps):
             raise ConfigError(f"--gps must be a finite GPS time, got {self.gps}")
+        if self.is_parts is not None and self.is_parts < 1:
+            raise ConfigError(f"--is-parts must be >= 1, got {self.is_parts}")
+        if self.save_proposal_only and self.is_parts is None:
+            raise ConfigError("saving the proposal for importance-sampling part jobs needs --is-parts N")
 
 
 @dataclass
 class AnalysisOutput:
     """What :func:`analyze` produced: the result, the proposal, the files written, timings (s), and the
-    analysed data (FD strain, PSDs, whitened network input)."""
+    analysed data (FD strain, PSDs, whitened network input). ``result`` is None when only the proposal
+    was saved (``save_proposal_only``; ``files["proposal"]``)."""
 
-    result: Result
+    result: Result | None
     proposal: ProposalSamples
     files: dict[str, Path]
     timings: dict[str, float]
@@ -637,7 +646,8 @@ def complete_from_prior(proposal: ProposalSamples, prior, rng: np.random.Generat
 def importance_sample_proposal(proposal: ProposalSamples, prior, likelihood, seed: int = 0, workers: int = 1,
                                checkpoint_dir: str | Path | None = None, num_parts: int = 1, progress: bool = False,
                                num_posterior_samples: int | None = None,
-                               min_n_eff: float = MIN_EFFECTIVE_SAMPLES) -> Result:
+                               min_n_eff: float = MIN_EFFECTIVE_SAMPLES,
+                               part_files: Mapping[int, str | Path] | None = None) -> Result:
     """Importance-sample the accepted proposal samples; rejected ones count with weight zero.
 
     Rejected samples (outside the GNPE kernel, the network's ra range or the prior's support:
@@ -657,7 +667,7 @@ def importance_sample_proposal(proposal: ProposalSamples, prior, likelihood, see
         proposal.subset(acc), proposal.log_prob[acc], prior, likelihood, seed=seed, workers=workers,
         checkpoint_dir=checkpoint_dir, num_parts=num_parts, progress=progress,
         num_posterior_samples=num_posterior_samples,
-        min_n_eff=min_n_eff,
+        min_n_eff=min_n_eff, part_files=part_files,
     )
     meta = result.meta_data
     meta["num_network_samples"] = n
@@ -830,39 +840,53 @@ def default_label(settings: AnalysisSettings, event: Event | None, gps: float) -
     return f"GPS{gps:.2f}".replace(".", "_")
 
 
-def analyze(settings: AnalysisSettings) -> AnalysisOutput:
-    """Run every step for ``settings``; see the module docstring. Files are written at the end."""
+def analyze(settings: AnalysisSettings, network: AnalysisNetwork | None = None,
+            generator=None) -> AnalysisOutput:
+    """Run every step for ``settings``; see the module docstring. Files are written at the end.
+
+    ``network``: an already loaded network (a service keeps it warm; ``settings.network`` is then
+    not read); ``generator``: a :class:`~dingo_gw.waveforms.WaveformGenerator` of that network
+    (:func:`network_generator`) whose worker pool is kept open across calls (not closed here).
+    """
     settings.check()
     previous_threads = torch.get_num_threads()
     if settings.threads is not None:
         torch.set_num_threads(int(settings.threads))
     try:
-        return _analyze(settings)
+        return _analyze(settings, network, generator)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _analyze(settings: AnalysisSettings) -> AnalysisOutput:
+def network_generator(network: AnalysisNetwork):
+    """The waveform generator of the network's model on its domain (LALSimulation)."""
     from dingo_gw.waveforms import WaveformGenerator
 
+    return WaveformGenerator(network.waveform["approximant"], network.domain, float(network.waveform["f_ref"]),
+                             network.waveform.get("f_start"))
+
+
+def _analyze(settings: AnalysisSettings, network: AnalysisNetwork | None = None, generator=None) -> AnalysisOutput:
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     data_dirs = settings.data_dirs or None
     event = get_event(settings.event) if settings.event is not None else None
     outdir = prepare_outdir(settings.outdir)
     given_strain = resolve_strain_files(settings.strain_files, data_dirs)
-    network_path = find_network(settings.network, data_dirs)
+    network_path = find_network(settings.network, data_dirs) if network is None else None
     _seed_everything(settings.seed)
 
     with _step(timings, "load_network"):
-        network = load_analysis_network(network_path)
+        if network is None:
+            network = load_analysis_network(network_path)
     domain = network.domain
     gps = float(settings.gps) if settings.gps is not None else (
         event.gps if event is not None else network.net_input.ref_time)
     label = default_label(settings, event, gps)
     post = post_trigger(domain, settings.post_trigger)
-    generator = WaveformGenerator(network.waveform["approximant"], domain, float(network.waveform["f_ref"]),
-                                  network.waveform.get("f_start"))
+    own_generator = generator is None
+    if own_generator:
+        generator = network_generator(network)
     extra_meta: dict = {}
     injection_params = None
     try:
@@ -893,6 +917,13 @@ def _analyze(settings: AnalysisSettings) -> AnalysisOutput:
         with _step(timings, "sampling"):
             proposal = sample_proposal(network, event_data, settings)
             completed = complete_from_prior(proposal, network.prior, np.random.default_rng([settings.seed, 3]))
+        if settings.save_proposal_only:  # importance sampling runs in part jobs (dingo_gw.inference.is_parts)
+            from dingo_gw.inference.is_parts import save_proposal
+
+            meta = run_metadata(settings, label, event, gps, network, psd_info, proposal, completed, extra_meta)
+            path = save_proposal(outdir / f"{label}_proposal.h5", proposal, event_data, network, settings, label,
+                                 meta, injection_params, timings)
+            return AnalysisOutput(None, proposal, {"proposal": path}, timings, label, event_data)
 
         with _step(timings, "importance_sampling"):
             likelihood = GaussianLikelihood(event_data.strain, event_data.psds, event_data.domain, generator,
@@ -900,31 +931,39 @@ def _analyze(settings: AnalysisSettings) -> AnalysisOutput:
             checkpoints = outdir / f".{label}.checkpoints"
             result = importance_sample_proposal(
                 proposal, network.prior, likelihood, seed=settings.seed, workers=settings.workers,
-                checkpoint_dir=checkpoints, num_parts=max(1, math.ceil(proposal.num_accepted / IS_PART_SIZE)),
+                checkpoint_dir=checkpoints,
+                num_parts=settings.is_parts or max(1, math.ceil(proposal.num_accepted / IS_PART_SIZE)),
                 progress=settings.progress, num_posterior_samples=settings.num_posterior_samples,
             )
     finally:
-        generator.close()
+        if own_generator:
+            generator.close()
 
     if injection_params is not None:
         inj = dict(injection_params)
         inj["geocent_time"] = inj["geocent_time"] + gps
         result.injection_parameters = inj
     meta = result.meta_data
-    meta.update({
-        "label": label, "event": event.name if event is not None else None, "trigger_time": gps,
-        "detectors": network.detectors, "network": {"path": str(network.path), "sha256": network.sha256},
-        "psd": psd_info, "sampler": {k: v for k, v in proposal.info.items() if k != "gibbs_trace"},
-        "gibbs_trace": proposal.info.get("gibbs_trace"), "completed_from_prior": completed,
-        "seed": settings.seed, "num_samples_requested": settings.num_samples,
-        "waveform": network.waveform, "domain": domain.to_dict(), **extra_meta,
-    })
+    meta.update(run_metadata(settings, label, event, gps, network, psd_info, proposal, completed, extra_meta))
     meta["timings"] = dict(timings, total=time.perf_counter() - t_start)  # before writing the files
     with _step(timings, "write"):
         files = write_outputs(result, outdir, label, corner=settings.corner)
     shutil.rmtree(outdir / f".{label}.checkpoints", ignore_errors=True)  # finished: no resume needed
     timings["total"] = time.perf_counter() - t_start
     return AnalysisOutput(result, proposal, files, timings, label, event_data)
+
+
+def run_metadata(settings: AnalysisSettings, label: str, event: Event | None, gps: float, network: AnalysisNetwork,
+                 psd_info: dict, proposal: ProposalSamples, completed: list[str], extra_meta: dict) -> dict:
+    """What the result's meta_data record about the run besides the importance-sampling numbers."""
+    return {
+        "label": label, "event": event.name if event is not None else None, "trigger_time": gps,
+        "detectors": network.detectors, "network": {"path": str(network.path), "sha256": network.sha256},
+        "psd": psd_info, "sampler": {k: v for k, v in proposal.info.items() if k != "gibbs_trace"},
+        "gibbs_trace": proposal.info.get("gibbs_trace"), "completed_from_prior": completed,
+        "seed": settings.seed, "num_samples_requested": settings.num_samples,
+        "waveform": network.waveform, "domain": network.domain.to_dict(), **extra_meta,
+    }
 
 
 def summary_text(out: AnalysisOutput) -> str:

@@ -79,16 +79,19 @@ class WeightedSamples:
             log_proposal=np.concatenate([p.log_proposal for p in parts]),
         )
 
-    def save(self, path: str | Path, fingerprint: str = "") -> None:
-        """Write to HDF5 atomically (a checkpoint of one part)."""
+    def save(self, path: str | Path, fingerprint: str = "", info: Mapping | None = None) -> None:
+        """Write to HDF5 atomically (a checkpoint of one part); ``info``: JSON-able description
+        stored as the attribute ``part`` (read back with :func:`read_part_info`)."""
         import h5py
 
-        from dingo_gw.io.hdf5 import stamp
+        from dingo_gw.io.hdf5 import stamp, write_json_attr
 
         with atomic_write(path) as tmp:
             with h5py.File(tmp, "w") as f:
                 stamp(f, _PART_KIND)
                 f.attrs["fingerprint"] = fingerprint
+                if info is not None:
+                    write_json_attr(f, "part", dict(info))
                 g = f.create_group("samples")
                 for k, v in self.samples.items():
                     g.create_dataset(k, data=v)
@@ -114,6 +117,14 @@ class WeightedSamples:
                 )
             except KeyError as e:
                 raise FileFormatError(f"{path}: incomplete importance-sampling checkpoint ({e})") from None
+
+
+def read_part_info(path: str | Path) -> dict:
+    """The ``info`` a part file was saved with ({} if none); FileFormatError if not a part file."""
+    from dingo_gw.io.hdf5 import open_h5, read_json_attr
+
+    with open_h5(path, _PART_KIND) as f:
+        return dict(read_json_attr(f, "part", {}) or {})
 
 
 # -- weights and statistics ------------------------------------------------------------------
@@ -260,6 +271,7 @@ def importance_sample(
     num_posterior_samples: int | None = None,
     exact_rotation: bool | None = None,
     min_n_eff: float = MIN_EFFECTIVE_SAMPLES,
+    part_files: Mapping[int, str | Path] | None = None,
 ) -> Result:
     """Importance-sample proposal ``samples`` (dict of arrays, bilby names, geocent_time relative to
     ``likelihood.trigger_time``) with log-densities ``log_prob`` under ``prior`` (bilby PriorDict).
@@ -268,7 +280,9 @@ def importance_sample(
     given; a rerun reuses finished parts). Part k draws its random numbers (recovered phases)
     from ``default_rng([seed, k])``, so results depend only on the inputs, ``seed`` and
     ``num_parts``. ``num_posterior_samples`` unweighted samples (default: round(n_eff)) are
-    resampled with ``default_rng([seed, 0, 1])``. Returns a Result with GPS geocent_time, the derived
+    resampled with ``default_rng([seed, 0, 1])``. ``part_files`` (part k, 0-based -> file): use parts
+    computed elsewhere (:func:`evaluate_part`, e.g. by cluster jobs) instead of evaluating any;
+    a missing or foreign part is a DataError. Returns a Result with GPS geocent_time, the derived
     masses/chi_eff added by its export, and meta_data: sample_efficiency, n_eff,
     num_proposal_samples, num_failed_likelihood, recovered_parameters, seed, timings
     (importance_sampling, seconds).
@@ -288,30 +302,16 @@ def importance_sample(
         logger.warning("importance sampling: failed proposal: %s", reason)
         return _failed(samples, log_prob, np.full(n, np.nan), log_noise, reason, trigger_time, prior, t0)
 
-    bounds = np.linspace(0, n, num_parts + 1).astype(int)
     parts = []
     for k in range(num_parts):
-        sl = slice(bounds[k], bounds[k + 1])
-        part_samples = {key: np.asarray(v, dtype=float)[sl] for key, v in samples.items()}
-        part_log_prob = log_prob[sl]
-        path = fingerprint = None
-        if checkpoint_dir is not None:
-            fingerprint = _fingerprint(part_samples, part_log_prob, seed, k, exact_rotation, prior, likelihood)
-            path = Path(checkpoint_dir) / f"is_part_{k:04d}_of_{num_parts:04d}.h5"
-            if path.is_file():
-                loaded = WeightedSamples.load(path, fingerprint)
-                if loaded is not None:
-                    logger.info("importance sampling: reusing finished part %d/%d from %s", k + 1, num_parts, path)
-                    parts.append(loaded)
-                    continue
-        part = evaluate_weights(
-            part_samples, part_log_prob, prior, likelihood, np.random.default_rng([seed, k]),
-            workers=workers, chunk_size=chunk_size, progress=progress, exact_rotation=exact_rotation,
-        )
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.save(path, fingerprint)
-        parts.append(part)
+        if part_files is not None:
+            parts.append(evaluate_part(samples, log_prob, prior, likelihood, seed, k, num_parts,
+                                       path=part_files.get(k), compute=False, exact_rotation=exact_rotation))
+            continue
+        path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"is_part_{k:04d}_of_{num_parts:04d}.h5"
+        parts.append(evaluate_part(samples, log_prob, prior, likelihood, seed, k, num_parts, path=path,
+                                   workers=workers, chunk_size=chunk_size, progress=progress,
+                                   exact_rotation=exact_rotation))
     weighted = WeightedSamples.concatenate(parts)
     result = finalize(
         weighted, log_noise, trigger_time, prior, seed=seed, num_posterior_samples=num_posterior_samples,
@@ -319,6 +319,65 @@ def importance_sample(
     )
     result.meta_data["recovered_parameters"] = recover
     return result
+
+
+def part_slice(n: int, k: int, num_parts: int) -> slice:
+    """Rows of part ``k`` (0-based) of ``num_parts`` of n samples."""
+    bounds = np.linspace(0, n, num_parts + 1).astype(int)
+    return slice(int(bounds[k]), int(bounds[k + 1]))
+
+
+def evaluate_part(
+    samples: Mapping[str, np.ndarray],
+    log_prob: np.ndarray,
+    prior,
+    likelihood,
+    seed: int,
+    k: int,
+    num_parts: int,
+    path: str | Path | None = None,
+    compute: bool = True,
+    workers: int = 1,
+    chunk_size: int = 256,
+    progress: bool = False,
+    exact_rotation: bool | None = None,
+    info: Mapping | None = None,
+) -> WeightedSamples:
+    """Part ``k`` (0-based) of ``num_parts`` of :func:`importance_sample` on the same inputs: its
+    rows of ``samples``/``log_prob``, random numbers from ``default_rng([seed, k])``.
+
+    If ``path`` holds this very part (same inputs: checked by a fingerprint) it is read; else it
+    is computed and, with a ``path``, saved there (with ``info``). ``compute=False``: DataError
+    instead of computing (merging parts computed elsewhere).
+    """
+    if not 0 <= k < num_parts:
+        raise ConfigError(f"importance sampling: part {k + 1} does not exist in {num_parts} parts")
+    sl = part_slice(len(log_prob), k, num_parts)
+    part_samples = {key: np.asarray(v, dtype=float)[sl] for key, v in samples.items()}
+    part_log_prob = np.asarray(log_prob, dtype=float)[sl]
+    fingerprint = None
+    if path is not None:
+        path = Path(path)
+        fingerprint = _fingerprint(part_samples, part_log_prob, seed, k, exact_rotation, prior, likelihood)
+        if path.is_file():
+            loaded = WeightedSamples.load(path, fingerprint)
+            if loaded is not None:
+                logger.info("importance sampling: reusing finished part %d/%d from %s", k + 1, num_parts, path)
+                return loaded
+            if not compute:
+                raise DataError(f"{path} is not part {k + 1}/{num_parts} of this analysis (other data, proposal, "
+                                "seed or number of parts)")
+    if not compute:
+        raise DataError(f"importance sampling: part {k + 1}/{num_parts} is missing"
+                        + (f" ({path} not found)" if path is not None else ""))
+    part = evaluate_weights(
+        part_samples, part_log_prob, prior, likelihood, np.random.default_rng([seed, k]),
+        workers=workers, chunk_size=chunk_size, progress=progress, exact_rotation=exact_rotation,
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.save(path, fingerprint, info)
+    return part
 
 
 def finalize(

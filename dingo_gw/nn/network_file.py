@@ -94,24 +94,32 @@ def save_network(path: str | Path, model: PosteriorModel, metadata: Mapping) -> 
     return Path(path)
 
 
-def read_network_dict(path: str | Path, map_location="cpu") -> dict:
-    """Load and validate the raw dict of a network file (FileFormatError on any problem)."""
+def load_torch_dict(path: str | Path, kind: str, what: str, map_location="cpu") -> dict:
+    """Load a dingo_gw torch file (``torch.load(weights_only=True)``) whose ``kind`` must be
+    ``kind`` and whose format version must be this dingo_gw's; ``what`` names it in errors
+    ("network file", "checkpoint"). FileFormatError on any problem."""
     path = Path(path)
     if not path.is_file():
-        raise FileFormatError(f"network file not found: {path}")
+        raise FileFormatError(f"{what} not found: {path}")
     try:
         d = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise FileFormatError(
-            f"cannot read network file {path}: truncated, corrupt or not a torch file ({e.__class__.__name__})"
+            f"cannot read {what} {path}: truncated, corrupt or not a torch file ({e.__class__.__name__})"
         ) from None
-    if not isinstance(d, dict) or d.get("kind") != NETWORK_KIND:
-        raise FileFormatError(f"{path} is not a dingo_gw network file")
+    if not isinstance(d, dict) or d.get("kind") != kind:
+        raise FileFormatError(f"{path} is not a dingo_gw {what}")
     if d.get("format_version") != FORMAT_VERSION:
         raise FileFormatError(
-            f"{path} has network format version {d.get('format_version')!r} (written by dingo_gw "
+            f"{path} has {what} format version {d.get('format_version')!r} (written by dingo_gw "
             f"{d.get('dingo_gw_version')}); this dingo_gw {__version__} reads version {FORMAT_VERSION}"
         )
+    return d
+
+
+def read_network_dict(path: str | Path, map_location="cpu") -> dict:
+    """Load and validate the raw dict of a network file (FileFormatError on any problem)."""
+    d = load_torch_dict(path, NETWORK_KIND, "network file", map_location)
     missing = [k for k in _REQUIRED if k not in d]
     if missing:
         raise FileFormatError(f"{path} is an incomplete network file (missing {', '.join(missing)})")

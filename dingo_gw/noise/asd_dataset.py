@@ -19,7 +19,6 @@ attributes ``domain``, ``settings``, ``metadata``; one group per detector with d
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import numpy as np
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import DataError, FileFormatError
 from dingo_gw.io.atomic import atomic_write
+from dingo_gw.io.checksum import sha256_file
 from dingo_gw.io.hdf5 import open_h5, read_json_attr, stamp, write_json_attr
 from dingo_gw.io.strain import VALID_DETECTORS, check_detector
 from dingo_gw.noise.psd import BELOW_FMIN
@@ -252,25 +252,40 @@ def save_asd_dataset(dataset: ASDDataset, path: str | Path) -> Path:
     return Path(path)
 
 
+def read_header(f) -> tuple[FrequencyDomain, dict, dict]:
+    """(domain, settings, metadata) stored as JSON attributes of an open noise HDF5 file."""
+    return (FrequencyDomain.from_dict(read_json_attr(f, "domain")), read_json_attr(f, "settings", {}),
+            read_json_attr(f, "metadata", {}))
+
+
+def detector_groups(f, path: str | Path):
+    """Yield (detector, group) for the top-level groups of an open noise HDF5 file;
+    FileFormatError for a group that is not a detector name."""
+    for det in f:
+        if det not in VALID_DETECTORS:
+            raise FileFormatError(f"{path}: unexpected group {det!r} (not a detector)")
+        yield det, f[det]
+
+
+def decode_strings(values) -> list[str]:
+    """HDF5 string dataset values (bytes or str) as Python strings."""
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
 def load_asd_dataset(path: str | Path) -> ASDDataset:
     """Read an ASD dataset; FileFormatError with one line if it is missing, corrupt or inconsistent."""
     path = Path(path)
     with open_h5(path, KIND) as f:
         try:
-            domain = FrequencyDomain.from_dict(read_json_attr(f, "domain"))
-            settings = read_json_attr(f, "settings", {})
-            metadata = read_json_attr(f, "metadata", {})
+            domain, settings, metadata = read_header(f)
             fields = {k: {} for k in ("asds", "gps_times", "sources", "welch_segments", "segment_durations")}
-            for det in f:
-                if det not in VALID_DETECTORS:
-                    raise FileFormatError(f"{path}: unexpected group {det!r} (not a detector)")
-                g = f[det]
+            for det, g in detector_groups(f, path):
                 for k in fields:
                     if k not in g:
                         raise FileFormatError(f"{path}: {det}/{k} is missing")
                 fields["asds"][det] = g["asds"][()]
                 fields["gps_times"][det] = g["gps_times"][()]
-                fields["sources"][det] = [s.decode() if isinstance(s, bytes) else str(s) for s in g["sources"][()]]
+                fields["sources"][det] = decode_strings(g["sources"][()])
                 fields["welch_segments"][det] = g["welch_segments"][()]
                 fields["segment_durations"][det] = g["segment_durations"][()]
         except FileFormatError:
@@ -284,14 +299,6 @@ def load_asd_dataset(path: str | Path) -> ASDDataset:
 
 
 # ----------------------------------------------------------------- building from a config
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_asd_dataset(config, data_dirs=None, base_dir: str | Path | None = None, progress: bool = True) -> ASDDataset:

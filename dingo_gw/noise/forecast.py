@@ -48,7 +48,7 @@ from dingo_gw.errors import DataError, FileFormatError
 from dingo_gw.io.atomic import atomic_write
 from dingo_gw.io.hdf5 import open_h5, read_json_attr, stamp, write_json_attr
 from dingo_gw.io.strain import VALID_DETECTORS
-from dingo_gw.noise.asd_dataset import ASDDataset, asd_dataset_writer
+from dingo_gw.noise.asd_dataset import ASDDataset, asd_dataset_writer, decode_strings, detector_groups, read_header
 from dingo_gw.noise.config import PsdModelConfig
 from dingo_gw.noise.psd import BELOW_FMIN, welch_log_noise, welch_median_tail
 
@@ -633,16 +633,11 @@ def load_psd_model(path: str | Path) -> PsdModel:
     path = Path(path)
     with open_h5(path, KIND) as f:
         try:
-            domain = FrequencyDomain.from_dict(read_json_attr(f, "domain"))
-            settings = read_json_attr(f, "settings", {})
-            metadata = read_json_attr(f, "metadata", {})
+            domain, settings, metadata = read_header(f)
             dets = {}
-            for det in f:
-                if det not in VALID_DETECTORS:
-                    raise FileFormatError(f"{path}: unexpected group {det!r}")
-                g = f[det]
+            for det, g in detector_groups(f, path):
                 nodes, lines = g["nodes"][()], g["lines"][()]
-                sources = [s.decode() if isinstance(s, bytes) else str(s) for s in g["sources"][()]]
+                sources = decode_strings(g["sources"][()])
                 fits = [
                     PsdFit(
                         nodes[i], lines[lines[:, 0] == i, 1:], float(g["deviation"][i]),

@@ -27,6 +27,7 @@ import torch
 from dingo_gw import FORMAT_VERSION, __version__
 from dingo_gw.errors import FileFormatError
 from dingo_gw.io.atomic import atomic_write
+from dingo_gw.nn.network_file import load_torch_dict
 
 CHECKPOINT_KIND = "dingo_gw_checkpoint"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -59,21 +60,7 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise FileFormatError(f"checkpoint not found: {path}")
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise FileFormatError(
-            f"cannot read checkpoint {path}: truncated, corrupt or not a torch file ({e.__class__.__name__})"
-        ) from None
-    if not isinstance(d, dict) or d.get("kind") != CHECKPOINT_KIND:
-        raise FileFormatError(f"{path} is not a dingo_gw training checkpoint")
-    if d.get("format_version") != FORMAT_VERSION:
-        raise FileFormatError(
-            f"{path} has checkpoint format version {d.get('format_version')!r} (written by dingo_gw "
-            f"{d.get('dingo_gw_version')}); this dingo_gw {__version__} reads version {FORMAT_VERSION}"
-        )
+    d = load_torch_dict(path, CHECKPOINT_KIND, "checkpoint")
     missing = [k for k in _REQUIRED if k not in d]
     job = d.get("job")
     if job is not None:

@@ -68,6 +68,10 @@ class DataConfig(ConfigModel):
     ``standardization_samples``: parameter draws that estimate the standardisation.
     ``decompress_bank``: hold the whole bank as h+/h× arrays (faster batches, much more memory)
     instead of decompressing SVD coefficients per batch.
+    ``bank_in_memory``: false = the bank stays on disk and every batch reads its rows from the HDF5
+    file in whole chunks (banks larger than RAM; :class:`dingo_gw.train.data.DiskPolarizationSource`);
+    epochs then visit the bank in a chunk-aligned shuffled order: the chunk order is shuffled and
+    rows are shuffled within windows of ``disk_shuffle_window`` consecutive chunks.
     """
 
     bank: str
@@ -80,6 +84,8 @@ class DataConfig(ConfigModel):
     validation_fraction: float = Field(default=0.05, ge=0.0, lt=0.5)
     standardization_samples: int = Field(default=100_000, ge=100)
     decompress_bank: bool = False
+    bank_in_memory: bool = True
+    disk_shuffle_window: int = Field(default=16, ge=1)
 
     @field_validator("detectors")
     @classmethod
@@ -109,6 +115,12 @@ class DataConfig(ConfigModel):
     @property
     def asd_datasets(self) -> list[str]:
         return _as_list(self.asd_dataset)
+
+    @model_validator(mode="after")
+    def _on_disk_is_not_decompressed(self):
+        if not self.bank_in_memory and self.decompress_bank:
+            raise _error("decompress_bank: true holds the whole bank in memory; it contradicts bank_in_memory: false")
+        return self
 
 
 # --- model ----------------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 """Training data of a run: the bank, the ASD datasets, the train/validation split, pipelines.
 
 The bank is read once (SVD coefficients of a compressed bank, decompressed per batch, or the
-full h+/h× arrays) and held on the training device. ASD datasets are read on first use and must
+full h+/h× arrays) and held on the training device, or, with ``data.bank_in_memory: false``,
+stays on disk and is read per batch in whole HDF5 chunks (:class:`DiskPolarizationSource`). ASD datasets are read on first use and must
 share the bank's frequency grid (DomainMismatchError otherwise). The domain gets the window
 factor of the Tukey window that inference applies to event strain (``data.window_roll_off``).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -135,8 +139,13 @@ class TrainingData:
 
     # -- indices ------------------------------------------------------------------------
     def epoch_order(self, job: str, epoch: int) -> torch.Tensor:
-        """Training indices in the shuffled order of ``epoch`` (seeded by seed, job, epoch)."""
+        """Training indices in the shuffled order of ``epoch`` (seeded by seed, job, epoch): a
+        uniform permutation, or, for a bank on disk, the chunk-aligned order of
+        :func:`chunk_window_order`."""
         g = seeds.generator(seeds.derive_seed(self.config.seed, seeds.SHUFFLE, seeds.JOBS[job], epoch))
+        if isinstance(self.polarizations, DiskPolarizationSource):
+            return chunk_window_order(self.train_indices, self.polarizations.chunk_rows,
+                                      self.config.data.disk_shuffle_window, g)
         return self.train_indices[torch.randperm(len(self.train_indices), generator=g)]
 
     # -- metadata -----------------------------------------------------------------------
@@ -184,15 +193,141 @@ def decompressed_source(bank, device, chunk: int = 4096) -> PolarizationSource:
     return PolarizationSource(bank.domain, h=h)
 
 
+def chunk_window_order(indices: torch.Tensor, chunk_rows: int, window: int, generator: torch.Generator) -> torch.Tensor:
+    """A shuffled order of bank ``indices`` for reading from disk: the HDF5 chunks (``chunk_rows``
+    consecutive rows each) are put in random order, cut into windows of ``window`` chunks, and
+    the rows of each window are shuffled together. Every index appears once per epoch, as with a
+    uniform permutation, but consecutive batches read from the same few chunks (each chunk is
+    read about once per epoch with a cache of 2 windows); rows of chunks far apart in the
+    shuffled chunk order never share a batch."""
+    chunk = torch.div(indices, chunk_rows, rounding_mode="floor")
+    chunks, position = torch.unique(chunk, return_inverse=True)  # position: index of each row's chunk
+    rank = torch.empty(len(chunks), dtype=torch.float64)
+    rank[torch.randperm(len(chunks), generator=generator)] = torch.arange(len(chunks), dtype=torch.float64)
+    key = torch.div(rank[position], window, rounding_mode="floor") + torch.rand(len(indices), generator=generator,
+                                                                                dtype=torch.float64)
+    return indices[torch.argsort(key)]
+
+
+class DiskPolarizationSource:
+    """h+/h× of a bank that stays on disk: rows are read from its HDF5 file per batch.
+
+    The same interface as :class:`dingo_gw.pipeline.PolarizationSource` (``get_stacked(idx)`` ->
+    (B, 2, n_band) complex64 on ``device``, on the band f >= f_min). Reads are whole HDF5 chunks of
+    the bank (``chunk_rows`` rows of both polarisations, ~1 MiB each) through an LRU cache of
+    ``cache_chunks`` chunks; SVD coefficients are decompressed per batch with the same basis and
+    the same product as in memory, so batches equal the in-memory ones bit for bit. Memory: the
+    cache (cache_chunks x 2 x ~1 MiB), the SVD basis (n_freq x n complex64) and the parameters
+    (N x ~20 float64, held by the pipeline); the waveforms stay on disk. Each process (DDP rank)
+    opens the file read-only on first use; rows with NaN or infinite values are a DataError.
+    """
+
+    mode = "disk"
+
+    def __init__(self, bank, device="cpu", cache_chunks: int = 32):
+        import h5py
+
+        self.path = bank.path
+        self.domain = bank.domain
+        self.device = torch.device(device)
+        self.dtype = torch.complex64
+        self.cache_chunks = max(1, int(cache_chunks))
+        self._group = "coefficients" if bank.svd is not None else "waveforms"
+        self._min_index = bank.domain.min_index
+        self._basis_h = None
+        if bank.svd is not None:  # V^H / w on the band, exactly as PolarizationSource.from_svd makes it
+            empty = np.zeros((0, bank.svd.size), dtype=np.complex64)
+            template = PolarizationSource.from_svd(empty, empty, bank.svd.V, bank.domain, device=self.device,
+                                                   weights=getattr(bank.svd, "weights", None))
+            self._basis_h = template._basis_h
+        with h5py.File(self.path, "r") as f:
+            ds = f[self._group]["h_plus"]
+            self._rows, self._width = ds.shape
+            self.chunk_rows = int(ds.chunks[0]) if ds.chunks else min(self._rows, 1024)
+        self._file = None
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.chunk_reads = 0  # number of chunks read from disk (for tests and diagnostics)
+
+    def __len__(self) -> int:
+        return self._rows
+
+    @property
+    def n_band(self) -> int:
+        return self._basis_h.shape[-1] if self._basis_h is not None else self._width - self._min_index
+
+    def to(self, device) -> "DiskPolarizationSource":
+        """A copy producing batches on ``device`` (self if already there)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        other = copy.copy(self)
+        other.device = device
+        other._basis_h = None if self._basis_h is None else self._basis_h.to(device)
+        other._file, other._cache, other._lock, other.chunk_reads = None, OrderedDict(), threading.Lock(), 0
+        return other
+
+    def _chunk(self, c: int) -> np.ndarray:
+        """Rows of chunk ``c`` as (rows, 2, width) complex64 (cached)."""
+        import h5py
+
+        if c in self._cache:
+            self._cache.move_to_end(c)
+            return self._cache[c]
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        a, b = c * self.chunk_rows, min((c + 1) * self.chunk_rows, self._rows)
+        try:
+            block = np.stack([self._file[self._group][pol][a:b] for pol in ("h_plus", "h_cross")], axis=1)
+        except (OSError, KeyError) as e:
+            raise DataError(f"cannot read rows {a}..{b} of {self.path}: file is corrupt ({e})") from None
+        if not np.isfinite(block.view(np.float32)).all():
+            raise DataError(f"{self.path}: {self._group} rows {a}..{b} contain NaN or infinite values")
+        self.chunk_reads += 1
+        self._cache[c] = block
+        while len(self._cache) > self.cache_chunks:
+            self._cache.popitem(last=False)
+        return block
+
+    def get_stacked(self, idx: torch.Tensor) -> torch.Tensor:
+        """[h+, h×] of bank entries ``idx`` (B,): (B, 2, n_band) complex64 on ``device``."""
+        rows = idx.detach().cpu().numpy().astype(np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self._rows):
+            raise IndexError(f"bank rows {rows.min()}..{rows.max()} outside 0..{self._rows - 1}")
+        chunk = rows // self.chunk_rows
+        out = np.empty((len(rows), 2, self._width), dtype=np.complex64)
+        with self._lock:
+            for c in np.unique(chunk):
+                sel = chunk == c
+                out[sel] = self._chunk(int(c))[rows[sel] - c * self.chunk_rows]
+        h = torch.from_numpy(out).to(self.device)
+        if self._basis_h is not None:
+            return h @ self._basis_h
+        return h[..., self._min_index:].contiguous()
+
+    def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.get_stacked(idx)
+        return h[:, 0], h[:, 1]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._cache.clear()
+
+
 def load_training_data(config: TrainConfig, device: torch.device) -> TrainingData:
     """Read the bank onto ``device``, split it, and check the main ASD dataset(s)."""
     d = config.data
     bank = load_bank(d.bank)
     domain = bank.domain
     domain = FrequencyDomain(domain.f_min, domain.f_max, domain.delta_f, window_factor(domain, d.window_roll_off))
-    log.info("bank %s: %d waveforms, %s, %s", d.bank, len(bank), bank.approximant,
-             f"SVD n={bank.svd.size}" if bank.svd is not None and not d.decompress_bank else "arrays")
-    if d.decompress_bank and bank.svd is not None:
+    log.info("bank %s: %d waveforms, %s, %s%s", d.bank, len(bank), bank.approximant,
+             f"SVD n={bank.svd.size}" if bank.svd is not None and not d.decompress_bank else "arrays",
+             "" if d.bank_in_memory else ", read from disk per batch")
+    if not d.bank_in_memory:
+        polarizations = DiskPolarizationSource(bank, device, cache_chunks=2 * d.disk_shuffle_window)
+    elif d.decompress_bank and bank.svd is not None:
         polarizations = decompressed_source(bank, device)
     else:
         polarizations = PolarizationSource.from_bank(bank, device=device)

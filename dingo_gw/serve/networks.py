@@ -1,0 +1,96 @@
+"""Networks kept warm by the service, and which one analyses an alert.
+
+Each configured network is loaded once at start (weights, metadata, prior) together with its
+waveform generator (whose worker pool stays open), so an alert pays no start-up cost.
+
+Choice: among the networks whose detectors are all in the alert's detectors and whose chirp-mass
+range (config ``chirp_mass``, else the network prior's range; detector frame, solar masses)
+contains the alert's estimate (when it gives one), the one with the most detectors, then the
+narrowest chirp-mass range, then the first configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+from dingo_gw.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WarmNetwork:
+    """A loaded network (AnalysisNetwork), its open waveform generator and chirp-mass range."""
+
+    name: str
+    network: object
+    generator: object
+    chirp_mass: tuple[float, float] | None
+
+    def describe(self) -> dict:
+        return {"name": self.name, "path": str(self.network.path), "sha256": self.network.sha256,
+                "detectors": self.network.detectors, "chirp_mass": list(self.chirp_mass) if self.chirp_mass else None,
+                "domain": self.network.domain.to_dict()}
+
+
+def prior_chirp_mass_range(prior) -> tuple[float, float] | None:
+    """[min, max] of the prior's chirp_mass (None if it has none or it is unbounded)."""
+    p = prior.get("chirp_mass") if prior is not None else None
+    lo, hi = getattr(p, "minimum", None), getattr(p, "maximum", None)
+    if lo is None or hi is None:
+        peak = getattr(p, "peak", None)
+        return (float(peak), float(peak)) if peak is not None else None
+    return float(lo), float(hi)
+
+
+class NetworkRegistry:
+    """The warm networks by name (config order kept)."""
+
+    def __init__(self, networks: Sequence[WarmNetwork]):
+        self._networks = {n.name: n for n in networks}
+
+    @classmethod
+    def load(cls, entries) -> "NetworkRegistry":
+        """Load every configured network (``ServeConfig.networks``) and open its generator."""
+        from dingo_gw.inference.analyze import find_network, load_analysis_network, network_generator
+
+        out = []
+        for e in entries:
+            net = load_analysis_network(find_network(e.path))
+            rng = tuple(e.chirp_mass) if e.chirp_mass is not None else prior_chirp_mass_range(net.prior)
+            out.append(WarmNetwork(e.name, net, network_generator(net), rng))
+            logger.info("network %s loaded: %s, detectors %s, chirp mass %s", e.name, net.path, net.detectors, rng)
+        return cls(out)
+
+    def __getitem__(self, name: str) -> WarmNetwork:
+        if name not in self._networks:
+            raise DataError(f"network {name!r} is not configured (configured: {', '.join(self._networks)})")
+        return self._networks[name]
+
+    def __iter__(self):
+        return iter(self._networks.values())
+
+    def choose(self, detectors: Sequence[str], chirp_mass: float | None = None) -> str:
+        """Name of the network for an alert (see the module docstring); DataError if none fits."""
+        have = set(detectors)
+        fits = []
+        for order, n in enumerate(self._networks.values()):
+            if not set(n.network.detectors) <= have:
+                continue
+            if chirp_mass is not None and n.chirp_mass is not None and not (
+                    n.chirp_mass[0] <= chirp_mass <= n.chirp_mass[1]):
+                continue
+            width = (n.chirp_mass[1] - n.chirp_mass[0]) if n.chirp_mass else float("inf")
+            fits.append((-len(n.network.detectors), width, order, n.name))
+        if not fits:
+            listing = "; ".join(f"{n.name}: {'+'.join(n.network.detectors)}, chirp mass {n.chirp_mass}"
+                                for n in self._networks.values())
+            cm = f" and chirp mass {chirp_mass:g}" if chirp_mass is not None else ""
+            raise DataError(f"no configured network takes detectors {'+'.join(detectors)}{cm} ({listing})")
+        return min(fits)[3]
+
+    def close(self) -> None:
+        for n in self._networks.values():
+            n.generator.close()
