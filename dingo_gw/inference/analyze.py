@@ -34,7 +34,6 @@ the same inputs, seed and thread settings give the same numbers.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import os
@@ -47,6 +46,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from dingo_gw.io.checksum import sha256_file  # noqa: F401 (re-exported for callers)
 from dingo_gw.domain import FrequencyDomain, tukey_window_factor
 from dingo_gw.errors import ConfigError, DataError, DomainMismatchError, FileFormatError
 from dingo_gw.events import Event, get_event
@@ -196,15 +196,6 @@ class AnalysisNetwork:
     @property
     def detectors(self) -> list[str]:
         return list(self.net_input.detectors)
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def find_network(path: str | Path | None, data_dirs: Sequence[str | Path] | None = None) -> Path:
