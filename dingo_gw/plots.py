@@ -50,8 +50,10 @@ def corner_plot(
     path: str | Path,
     parameters: Sequence[str] | None = None,
     title: str | None = None,
+    proposal_label: str = "network proposal",
 ) -> Path:
-    """Corner plot of proposal samples (grey, unweighted) and the reweighted posterior (blue).
+    """Corner plot of proposal samples (grey, unweighted, legend ``proposal_label``) and the
+    reweighted posterior (blue).
 
     ``samples`` are the importance-sampling draws (e.g. ``Result.samples`` after
     :func:`dingo_gw.results.add_derived_parameters`), ``weights`` their normalised weights.
@@ -90,7 +92,7 @@ def corner_plot(
     fig = corner.corner(data, color="grey", hist_kwargs={"density": True}, **kwargs)
     if w.sum() > 0:
         corner.corner(data, weights=w, fig=fig, color="tab:blue", hist_kwargs={"density": True}, **kwargs)
-    handles = [plt.Line2D([], [], color="grey", label="network proposal"),
+    handles = [plt.Line2D([], [], color="grey", label=proposal_label),
                plt.Line2D([], [], color="tab:blue", label="importance-reweighted")]
     fig.legend(handles=handles, loc="upper right", fontsize=14, frameon=False)
     if title:

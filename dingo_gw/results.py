@@ -154,6 +154,16 @@ class Result:
             f"{self.num_samples} proposal samples, n_eff {self.n_eff:.1f}, sample efficiency "
             f"{100 * self.sample_efficiency:.2f} %"
         )
+        refinement = self.meta_data.get("refinement") or {}
+        net = refinement.get("network_proposal") or {}
+        if refinement.get("status") == "done":
+            lines.append(
+                f"(refined proposal: the network's own had n_eff {float(net.get('n_eff') or 0):.1f}, efficiency "
+                f"{100 * float(net.get('sample_efficiency') or 0):.2f} %; "
+                f"{refinement.get('num_likelihood_evaluations', 0)} likelihood evaluations in all)"
+            )
+        elif refinement.get("status") == "skipped":
+            lines.append(f"(refinement skipped: {refinement.get('reason', '')})")
         if not self.ok:
             return "\n".join(lines)
         samples = add_derived_parameters(self.samples)

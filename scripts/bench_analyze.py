@@ -109,6 +109,13 @@ def main(argv=None):
         print(f"{args.event} with {network}: {r.num_samples} proposal samples, n_eff {r.n_eff:.0f}, "
               f"sample efficiency {100 * r.sample_efficiency:.2f} %, log Z {r.log_evidence:.2f} ± "
               f"{r.log_evidence_err:.2f}, status {r.status}")
+        ref = r.meta_data.get("refinement") or {}
+        if ref.get("status") == "done":
+            net = ref["network_proposal"]
+            smc = ref["stages"][0]
+            print(f"  refined: the network proposal alone had n_eff {net['n_eff']:.1f} (efficiency "
+                  f"{100 * net['sample_efficiency']:.3f} %); SMC {smc['num_stages']} stages, "
+                  f"{ref['num_likelihood_evaluations']} likelihood evaluations in all")
         print("wall time per step [s]:")
         for k, v in out.timings.items():
             print(f"  {k:<22}{v:8.2f}")

@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loud transients in the analysis segment: gate them (default), stop, or keep them")
     p.add_argument("--exact-projection", action="store_true",
                    help="evaluate the network's first layer on shifted data instead of interpolating it")
+    p.add_argument("--refine", choices=("auto", "never"), default="auto",
+                   help="refine a network proposal whose sample efficiency is below --refine-efficiency with the "
+                        "likelihood: SMC, then importance sampling of a fitted proposal (default auto; docs/analyze.md)")
+    p.add_argument("--refine-efficiency", type=float, default=0.1,
+                   help="sample efficiency a proposal must reach without refinement (default 0.1)")
+    p.add_argument("--refine-particles", type=int, default=2000,
+                   help="SMC particles of the refinement (default 2000; cost ~ particles)")
     p.add_argument("--no-corner", action="store_true", help="do not draw the corner plot")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     parts = p.add_argument_group("importance sampling in parallel jobs (docs/cluster.md)")
@@ -113,6 +120,8 @@ def main(argv=None) -> int:
         corner=not args.no_corner, progress=not args.no_progress, threads=args.threads,
         gnpe_init=args.gnpe_init, time_spread=args.time_spread,
         is_parts=args.is_parts, save_proposal_only=args.is_parts is not None,
+        refine=args.refine, refine_efficiency=args.refine_efficiency,
+        refine_particles=args.refine_particles,
     )
     out = analyze(settings)
     if out.result is None:  # --is-parts: the part jobs come next

@@ -53,8 +53,12 @@ from dingo_gw.events import Event, get_event
 from dingo_gw.inference.gnpe_sampler import (
     DEFAULT_BATCH_SIZE, DEFAULT_GIBBS_ITERATIONS, DEFAULT_TIME_SPREAD, DirectSampler, GNPESampler, ProposalSamples,
 )
-from dingo_gw.inference.importance_sampling import MIN_EFFECTIVE_SAMPLES, importance_sample, weight_statistics
+from dingo_gw.inference.importance_sampling import (
+    MIN_EFFECTIVE_SAMPLES, importance_sample, prior_support, weight_statistics,
+)
 from dingo_gw.inference.likelihood import GaussianLikelihood
+from dingo_gw.inference.proposal_coordinates import ProposalCoordinates
+from dingo_gw.inference.refine import DEFAULT_TARGET_EFFICIENCY, RefineSettings, refine
 from dingo_gw.io.datafind import find_data_file, search_dirs
 from dingo_gw.io.strain import Strain, read_strain as read_strain_file
 from dingo_gw.pipeline.network_input import EventInput, NetworkInput
@@ -127,6 +131,9 @@ class AnalysisSettings:
     threads: int | None = 1
     is_parts: int | None = None
     save_proposal_only: bool = False
+    refine: str = "auto"
+    refine_efficiency: float = DEFAULT_TARGET_EFFICIENCY
+    refine_particles: int = 2000
 
     def check(self) -> None:
         given = [x for x in ("event", "injection") if getattr(self, x) is not None]
@@ -154,6 +161,12 @@ class AnalysisSettings:
             raise ConfigError(f"--gps must be a finite GPS time, got {self.gps}")
         if self.is_parts is not None and self.is_parts < 1:
             raise ConfigError(f"--is-parts must be >= 1, got {self.is_parts}")
+        if self.refine not in ("auto", "never"):
+            raise ConfigError(f"refine must be 'auto' or 'never', got {self.refine!r}")
+        if not 0 < self.refine_efficiency <= 1:
+            raise ConfigError(f"--refine-efficiency must be in (0, 1], got {self.refine_efficiency}")
+        if self.refine_particles < 100:
+            raise ConfigError(f"--refine-particles must be >= 100, got {self.refine_particles}")
         if self.save_proposal_only and self.is_parts is None:
             raise ConfigError("saving the proposal for importance-sampling part jobs needs --is-parts N")
 
@@ -724,28 +737,61 @@ def _all_rejected(proposal: ProposalSamples, support: np.ndarray, likelihood, pr
     )
 
 
-def prior_support(samples: Mapping[str, np.ndarray], prior) -> np.ndarray:
-    """Mask of samples inside the support of ``prior`` (each 1-D prior, and the constraints when
-    they can be evaluated from the sampled parameters)."""
+#: Refinement starts from a mixture fitted to the network samples: at least this many per refined parameter.
+MIN_REFINE_SAMPLES_PER_DIM = 10
+
+
+def needs_refinement(result: Result, target_efficiency: float) -> bool:
+    """True when the network proposal's sample efficiency is below ``target_efficiency``."""
+    eff = float(result.meta_data.get("sample_efficiency", 0.0) or 0.0)
+    return not eff >= target_efficiency
+
+
+def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, settings: AnalysisSettings) -> Result:
+    """Refine the network proposal with the likelihood (:mod:`dingo_gw.inference.refine`: SMC from a
+    mixture fitted to the network samples, then importance sampling of a flow + Student-t mixture
+    fitted to the particles). The returned Result is that importance sampling, with the network
+    proposal's statistics and each step recorded in ``meta_data["refinement"]``."""
     import bilby
 
-    n = len(next(iter(samples.values())))
-    inside = np.ones(n, dtype=bool)
-    for k, x in samples.items():
-        p = prior.get(k) if hasattr(prior, "get") else None
-        if p is None or isinstance(p, (bilby.core.prior.Constraint, bilby.core.prior.DeltaFunction)):
-            continue
-        x = np.asarray(x, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inside &= np.isfinite(x) & np.isfinite(np.asarray(p.ln_prob(x), dtype=float))
-    if any(isinstance(p, bilby.core.prior.Constraint) for p in prior.values()):
-        try:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                inside &= np.asarray(prior.evaluate_constraints({k: np.asarray(v, dtype=float)
-                                                                 for k, v in samples.items()}), dtype=bool)
-        except (KeyError, TypeError, ValueError):
-            pass  # the constraints need parameters the network does not infer: left to the prior in IS
-    return inside
+    from dingo_gw.inference.importance_sampling import finalize
+
+    trigger = float(getattr(likelihood, "trigger_time", 0.0))
+    usable = np.asarray(proposal.accepted, dtype=bool) & prior_support(proposal.samples, prior)
+    initial = proposal.subset(usable)
+    keys = [k for k in proposal.samples if k in prior and k != "phase"
+            and not isinstance(prior[k], (bilby.core.prior.DeltaFunction, bilby.core.prior.Constraint))]
+    coords = ProposalCoordinates(prior, keys, list(likelihood.detectors), trigger)
+    network_stage = {k: result.meta_data.get(k) for k in ("n_eff", "sample_efficiency", "num_proposal_samples",
+                                                           "num_rejected_proposals", "num_outside_prior")}
+    network_stage.update(log_evidence=result.log_evidence, log_evidence_err=result.log_evidence_err,
+                         status=result.status)
+    needed = MIN_REFINE_SAMPLES_PER_DIM * coords.dim
+    if int(usable.sum()) < needed:
+        reason = (f"only {int(usable.sum())} network samples inside the prior, refinement needs >= {needed}: "
+                  "the network does not fit these data")
+        logger.warning("refinement skipped: %s", reason)
+        result.meta_data["refinement"] = {"status": "skipped", "reason": reason, "network_proposal": network_stage}
+        return result
+    logger.info("network proposal: efficiency %.3g %% (n_eff %.1f) < %.3g %%: refining it with the likelihood "
+                "(SMC, then importance sampling of a fitted proposal)", 100 * float(network_stage["sample_efficiency"] or 0.0),
+                float(network_stage["n_eff"] or 0.0), 100 * settings.refine_efficiency)
+    t0 = time.perf_counter()
+    out = refine(initial, coords, prior, likelihood, RefineSettings(
+        num_samples=settings.num_samples, num_particles=settings.refine_particles, workers=settings.workers,
+        seed=settings.seed, progress=settings.progress))
+    refined = finalize(out.weighted, float(likelihood.log_noise_evidence()), trigger, prior, seed=settings.seed,
+                       num_posterior_samples=settings.num_posterior_samples, elapsed=time.perf_counter() - t0)
+    refined.meta_data["recovered_parameters"] = result.meta_data.get("recovered_parameters", [])
+    refined.meta_data["refinement"] = {
+        "status": "done",
+        "method": "tempered SMC from the network samples, then importance sampling of a neural spline flow + "
+                  "Student-t mixture fitted to the particles",
+        "network_proposal": network_stage, "stages": out.stages,
+        "num_likelihood_evaluations": int(out.num_likelihood_evaluations + (network_stage["num_proposal_samples"] or 0)),
+        "final_proposal": out.proposal.to_dict(),
+    }
+    return refined
 
 
 def _scatter(values, acc: np.ndarray, fill: float) -> np.ndarray:
@@ -794,7 +840,9 @@ def write_outputs(result: Result, outdir: Path, label: str, corner: bool = True)
             weights = result.weights if result.ok else np.zeros(result.num_samples)  # no posterior to show
             with np.errstate(invalid="ignore", divide="ignore"):  # derived masses of rejected samples
                 derived = add_derived_parameters(result.samples)
-            files["corner"] = corner_plot(derived, weights, staging / f"{label}_corner.png", title=title)
+            refined = (result.meta_data.get("refinement") or {}).get("status") == "done"
+            files["corner"] = corner_plot(derived, weights, staging / f"{label}_corner.png", title=title,
+                                          proposal_label="refined proposal" if refined else "network proposal")
         final = {}
         for key, p in files.items():
             target = outdir / p.name
@@ -926,6 +974,9 @@ def _analyze(settings: AnalysisSettings, network: AnalysisNetwork | None = None,
                 num_parts=settings.is_parts or max(1, math.ceil(proposal.num_accepted / IS_PART_SIZE)),
                 progress=settings.progress, num_posterior_samples=settings.num_posterior_samples,
             )
+        if settings.refine == "auto" and needs_refinement(result, settings.refine_efficiency):
+            with _step(timings, "refinement"):
+                result = refine_result(result, proposal, network.prior, likelihood, settings)
     finally:
         if own_generator:
             generator.close()

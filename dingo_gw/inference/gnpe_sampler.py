@@ -45,10 +45,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
 
 from dingo_gw.detectors import gmst
 from dingo_gw.errors import DataError
+from dingo_gw.inference.mixture import GaussianMixture
 from dingo_gw.pipeline.network_input import EventInput, NetworkInput
 
 logger = logging.getLogger(__name__)
@@ -112,138 +112,6 @@ def event_frame(params: Mapping[str, torch.Tensor], net_input: NetworkInput, eve
     for k, v in out.items():
         valid &= np.isfinite(v)
     return out, valid
-
-
-# ---------------------------------------------------------------------------------------------
-# unconditional density of the proxies
-class GaussianMixture:
-    """Gaussian mixture with full covariances in D dimensions (numpy, float64).
-
-    Fitted by expectation-maximisation on standardised data, the number of components chosen by
-    the Bayesian information criterion (:meth:`fit`); used as q(t̂) of the GNPE proxies.
-    """
-
-    def __init__(self, weights, means, covariances, shift, scale):
-        self.weights = np.asarray(weights, dtype=float)
-        self.means = np.asarray(means, dtype=float)  # (K, D), standardised units
-        self.covariances = np.asarray(covariances, dtype=float)  # (K, D, D)
-        self.shift = np.asarray(shift, dtype=float)
-        self.scale = np.asarray(scale, dtype=float)
-        self._chol = np.linalg.cholesky(self.covariances)
-
-    @property
-    def num_components(self) -> int:
-        return len(self.weights)
-
-    @property
-    def dim(self) -> int:
-        return self.means.shape[1]
-
-    # -- densities ------------------------------------------------------------------------
-    @staticmethod
-    def _component_log_pdf(z, means, chol):
-        """log N(z; μ_k, Σ_k) for standardised z (N, D): (N, K)."""
-        inv = np.linalg.inv(chol)
-        out = np.empty((len(z), len(means)))
-        for k in range(len(means)):
-            sol = (z - means[k]) @ inv[k].T  # L_k^-1 (z - μ_k)
-            out[:, k] = -0.5 * np.sum(sol**2, axis=-1) - np.sum(np.log(np.diag(chol[k])))
-        return out - 0.5 * z.shape[1] * math.log(2 * math.pi)
-
-    def log_prob(self, x: np.ndarray) -> np.ndarray:
-        """log q(x) (N,) for x (N, D) in physical units."""
-        x = np.atleast_2d(np.asarray(x, dtype=float))
-        z = (x - self.shift) / self.scale
-        comp = self._component_log_pdf(z, self.means, self._chol) + np.log(self.weights)
-        return logsumexp(comp, axis=1) - np.sum(np.log(self.scale))
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n draws (n, D) in physical units."""
-        k = rng.choice(self.num_components, size=n, p=self.weights)
-        eps = rng.standard_normal((n, self.dim))
-        z = self.means[k] + np.einsum("nij,nj->ni", self._chol[k], eps)
-        return self.shift + self.scale * z
-
-    def to_dict(self) -> dict:
-        return {
-            "kind": "gaussian_mixture", "weights": self.weights.tolist(), "means": self.means.tolist(),
-            "covariances": self.covariances.tolist(), "shift": self.shift.tolist(), "scale": self.scale.tolist(),
-        }
-
-    # -- fitting --------------------------------------------------------------------------
-    @classmethod
-    def fit(cls, x: np.ndarray, rng: np.random.Generator, max_components: int = 8, max_iter: int = 200,
-            tol: float = 1e-5, reg: float = 1e-6) -> "GaussianMixture":
-        """Fit by EM for K = 1, 2, ... components (k-means++ starts; until max_components or the BIC
-        rose twice in a row) and keep the one with the lowest BIC. EM stops when the mean
-        log-likelihood per sample improves by less than ``tol``. ``reg`` (in units of the data's
-        variance) is added to every covariance."""
-        x = np.atleast_2d(np.asarray(x, dtype=float))
-        n, dim = x.shape
-        if n < 2 * (dim + 1) or not np.all(np.isfinite(x)):
-            raise DataError(f"proxy density: need >= {2 * (dim + 1)} finite samples, got {n}")
-        shift, scale = x.mean(axis=0), x.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        z = (x - shift) / scale
-        best, best_bic, worse = None, np.inf, 0
-        for k in range(1, max_components + 1):
-            if n < 10 * k * (dim + 1) or worse >= 2:
-                break
-            fitted = cls._em(z, k, rng, max_iter, tol, reg)
-            if fitted is None:
-                continue
-            weights, means, covs, loglik = fitted
-            n_par = (k - 1) + k * dim + k * dim * (dim + 1) / 2
-            bic = -2.0 * loglik + n_par * math.log(n)
-            if bic < best_bic:
-                best, best_bic, worse = (weights, means, covs), bic, 0
-            else:
-                worse += 1
-        weights, means, covs = best
-        return cls(weights, means, covs, shift, scale)
-
-    @classmethod
-    def _em(cls, z, k, rng, max_iter, tol, reg):
-        n, dim = z.shape
-        means = _kmeans_plus_plus(z, k, rng)
-        for _ in range(10):  # a few Lloyd iterations
-            labels = np.argmin(((z[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
-            means = np.stack([z[labels == j].mean(0) if np.any(labels == j) else means[j] for j in range(k)])
-        resp = np.zeros((n, k))
-        resp[np.arange(n), labels] = 1.0
-        previous = -np.inf
-        eye = np.eye(dim)
-        for _ in range(max_iter):
-            nk = resp.sum(0)
-            if np.any(nk < dim + 1):
-                return None
-            weights = nk / n
-            means = (resp.T @ z) / nk[:, None]
-            covs = np.empty((k, dim, dim))
-            for j in range(k):
-                d = z - means[j]
-                covs[j] = (resp[:, j, None] * d).T @ d / nk[j] + reg * eye
-            try:
-                chol = np.linalg.cholesky(covs)
-            except np.linalg.LinAlgError:
-                return None
-            comp = cls._component_log_pdf(z, means, chol) + np.log(weights)
-            norm = logsumexp(comp, axis=1)
-            resp = np.exp(comp - norm[:, None])
-            loglik = float(norm.sum())
-            if loglik - previous < tol * n:
-                break
-            previous = loglik
-        return weights, means, covs, loglik
-
-
-def _kmeans_plus_plus(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    centers = [z[rng.integers(len(z))]]
-    for _ in range(1, k):
-        d2 = np.min(((z[:, None, :] - np.asarray(centers)[None]) ** 2).sum(-1), axis=1)
-        p = d2 / d2.sum() if d2.sum() > 0 else None
-        centers.append(z[rng.choice(len(z), p=p)])
-    return np.asarray(centers)
 
 
 # ---------------------------------------------------------------------------------------------

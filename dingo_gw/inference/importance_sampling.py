@@ -170,6 +170,30 @@ def log_prior(prior, samples: Mapping[str, np.ndarray], seed: int = 0) -> np.nda
     return np.broadcast_to(np.asarray(out, dtype=float), (len(next(iter(sub.values()))),)).copy()
 
 
+def prior_support(samples: Mapping[str, np.ndarray], prior) -> np.ndarray:
+    """Mask of samples inside the support of ``prior`` (each 1-D prior, and the constraints when
+    they can be evaluated from the sampled parameters)."""
+    import bilby
+
+    n = len(next(iter(samples.values())))
+    inside = np.ones(n, dtype=bool)
+    for k, x in samples.items():
+        p = prior.get(k) if hasattr(prior, "get") else None
+        if p is None or isinstance(p, (bilby.core.prior.Constraint, bilby.core.prior.DeltaFunction)):
+            continue
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inside &= np.isfinite(x) & np.isfinite(np.asarray(p.ln_prob(x), dtype=float))
+    if any(isinstance(p, bilby.core.prior.Constraint) for p in prior.values()):
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inside &= np.asarray(prior.evaluate_constraints({k: np.asarray(v, dtype=float)
+                                                                 for k, v in samples.items()}), dtype=bool)
+        except (KeyError, TypeError, ValueError):
+            pass  # the constraints need parameters the network does not infer: left to the prior in IS
+    return inside
+
+
 def _sampled_keys(prior) -> list[str]:
     import bilby
 

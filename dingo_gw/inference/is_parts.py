@@ -94,7 +94,7 @@ class SavedProposal:
     def accepted(self, prior) -> np.ndarray:
         """Samples that are importance-sampled (as in importance_sample_proposal): accepted by the
         sampler and inside the prior's support."""
-        from dingo_gw.inference.analyze import prior_support
+        from dingo_gw.inference.importance_sampling import prior_support
 
         return np.asarray(self.proposal.accepted, dtype=bool) & prior_support(self.proposal.samples, prior)
 

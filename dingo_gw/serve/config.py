@@ -38,6 +38,10 @@ class AnalysisConfig(ConfigModel):
     workers: int = Field(default=2, ge=1)
     threads: int = Field(default=1, ge=1)
     glitch: str = Field(default="gate", pattern="^(gate|error|ignore)$")
+    #: refine a network proposal whose sample efficiency is below refine_efficiency (docs/analyze.md)
+    refine: str = Field(default="auto", pattern="^(auto|never)$")
+    refine_efficiency: float = Field(default=0.1, gt=0, le=1)
+    refine_particles: int = Field(default=2000, ge=100)
     seed: int = 0
     corner: bool = True
     skymap: bool = True

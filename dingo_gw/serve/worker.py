@@ -150,6 +150,7 @@ class Service:
             injection=req["injection"], data_dirs=list(self.config.data_dirs), outdir=str(outdir), label=jid,
             num_samples=a.num_samples, seed=a.seed, gibbs_iterations=a.gibbs_iterations, gibbs_chains=a.gibbs_chains,
             workers=a.workers, glitch=a.glitch, threads=a.threads, corner=a.corner, progress=False,
+            refine=a.refine, refine_efficiency=a.refine_efficiency, refine_particles=a.refine_particles,
         )
         out = analyze(settings, network=warm.network, generator=warm.generator)
         files, timings = dict(out.files), dict(out.timings)

@@ -164,10 +164,11 @@ def test_failed_proposal_is_reported_not_as_a_posterior(networks, tmp_path, caps
     assert "FAILED PROPOSAL" in capsys.readouterr().out
 
 
-def test_importance_sampling_passes_and_matches_a_grid_posterior(networks, tmp_path):
-    import bilby
-
-    # noise 3x the design ASD (inside the training ASDs' range): network SNR ~ 10
+def _narrow_injection(networks, tmp_path, **kw):
+    """GW-like injection (IMRPhenomD, chirp mass and distance free, network SNR ~ 10) analysed by the
+    2-parameter direct network; returns (analysis output, grid posterior: dict with the flattened grid
+    (chirp_mass, luminosity_distance), normalised probabilities p and log evidence log_z)."""
+    # noise 3x the design ASD (inside the training ASDs' range)
     f = np.arange(0.0, 256.0, 0.25)
     psd_file = tmp_path / "psd_3x_design.txt"
     np.savetxt(psd_file, np.column_stack([f, 9 * design_asd("aLIGOZeroDetHighPower", f, fill_below=10.0) ** 2]))
@@ -175,14 +176,8 @@ def test_importance_sampling_passes_and_matches_a_grid_posterior(networks, tmp_p
     truth = {"chirp_mass": 30.0, "mass_ratio": 0.8, **NO_SPIN, "theta_jn": 0.4, "phase": 1.0,
              "luminosity_distance": 1200.0, "geocent_time": 0.0, "ra": 1.2, "dec": 0.3, "psi": 0.7}
     settings = _fast(injection=truth, network=str(networks["direct"]), psd_files=psd_files, outdir=str(tmp_path),
-                     num_samples=2000, label="narrow", seed=0)
+                     num_samples=2000, label="narrow", seed=0, **kw)
     out = analyze(settings)
-    r = out.result
-    assert r.ok and r.n_eff > 100 and np.all(np.isfinite(r.weights))
-    assert out.files["result"].name == "narrow_result.json"
-    post = bilby.core.result.read_in_result(str(out.files["result"])).posterior
-    assert {"chirp_mass", "luminosity_distance", "phase", "mass_1", "geocent_time"} <= set(post.columns)
-    assert np.allclose(post["geocent_time"], GPS)
 
     # brute force: the same data, log L on a (chirp mass, distance) grid, phase marginalised exactly
     # (IMRPhenomD: log L(φ) = c + κ cos(2φ + α), so ∫ L dφ / 2π = e^c I0(κ))
@@ -204,17 +199,48 @@ def test_importance_sampling_passes_and_matches_a_grid_posterior(networks, tmp_p
     log_post = log_l + log_p
     p = np.exp(log_post - logsumexp(log_post))
     log_z = logsumexp(log_post) + math.log((mc[1] - mc[0]) * (dl[1] - dl[0]))
+    return out, {"chirp_mass": M, "luminosity_distance": D, "p": p, "log_z": log_z}
+
+
+def _assert_matches_grid(r, grid):
     w = r.weights
-    for name, x in (("chirp_mass", M), ("luminosity_distance", D)):
+    for name in ("chirp_mass", "luminosity_distance"):
+        x, p = grid[name], grid["p"]
         mean_grid = np.sum(p * x)
         std_grid = np.sqrt(np.sum(p * (x - mean_grid) ** 2))
         mean = np.sum(w * r.samples[name])
         std = np.sqrt(np.sum(w * (r.samples[name] - mean) ** 2))
         assert abs(mean - mean_grid) < 5 * std_grid / np.sqrt(r.n_eff) + 0.02 * std_grid
         assert abs(std / std_grid - 1) < 0.12
-    assert abs(r.log_evidence - log_z) < 4 * r.log_evidence_err + 0.05
+    assert abs(r.log_evidence - grid["log_z"]) < 4 * r.log_evidence_err + 0.05
+
+
+def test_importance_sampling_passes_and_matches_a_grid_posterior(networks, tmp_path):
+    import bilby
+
+    out, grid = _narrow_injection(networks, tmp_path)
+    r = out.result
+    assert r.ok and r.n_eff > 100 and np.all(np.isfinite(r.weights))
+    assert "refinement" not in r.meta_data  # efficient enough on its own
+    assert out.files["result"].name == "narrow_result.json"
+    post = bilby.core.result.read_in_result(str(out.files["result"])).posterior
+    assert {"chirp_mass", "luminosity_distance", "phase", "mass_1", "geocent_time"} <= set(post.columns)
+    assert np.allclose(post["geocent_time"], GPS)
+    _assert_matches_grid(r, grid)
     assert r.log_bayes_factor > 10  # a clear signal
-    assert isinstance(net.prior, bilby.core.prior.PriorDict)
+
+
+def test_refinement_matches_the_grid_posterior(networks, tmp_path):
+    """Refinement forced (required efficiency 100 %): SMC + importance sampling of the fitted proposal
+    gives the grid posterior and evidence, with a higher efficiency than the network's own."""
+    out, grid = _narrow_injection(networks, tmp_path, refine_efficiency=1.0, refine_particles=400)
+    r = out.result
+    info = r.meta_data["refinement"]
+    assert info["status"] == "done" and r.ok
+    assert [s["stage"] for s in info["stages"]] == ["smc", "importance_sampling"] and info["stages"][0]["beta"] == 1.0
+    assert r.meta_data["sample_efficiency"] > info["network_proposal"]["sample_efficiency"]
+    assert "refinement" in r.meta_data["timings"]
+    _assert_matches_grid(r, grid)
 
 
 # -- bad input --------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_parts_merge_to_the_single_run(setup, tmp_path, capsys):
         injection=setup["injection"], network=setup["network"],
         psd_files={"H1": setup["psd"], "L1": setup["psd"]},
         outdir=str(tmp_path / "single"), label="inj", num_samples=N_SAMPLES, seed=SEED, workers=1, progress=False,
-        corner=False, is_parts=N_PARTS)).result
+        corner=False, is_parts=N_PARTS, refine="never")).result  # part jobs do not refine
     assert single.ok and single.n_eff > 50  # a posterior, not a failed proposal
 
     run = tmp_path / "parts"

@@ -1,0 +1,103 @@
+"""An unconditional normalising flow fitted to (weighted) samples: a proposal density that follows
+curved correlations a few Gaussian components miss.
+
+A zuko neural spline flow (rational-quadratic coupling transforms) on standardised coordinates,
+trained by maximum likelihood with Adam on CPU in seconds for ~10^3 samples in ~15 dimensions, with
+a held-out fifth of the samples for early stopping. ``log_prob`` and ``sample`` take and return
+numpy float64 arrays; the density is exact (the flow's change of variables), whatever the fit's
+quality, so importance weights against it are exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from dingo_gw.errors import DataError
+
+
+class FlowDensity:
+    """Neural spline flow density on R^D (numpy interface)."""
+
+    def __init__(self, flow, shift: np.ndarray, scale: np.ndarray, info: dict):
+        self.flow, self.shift, self.scale, self.info = flow, shift, scale, info
+
+    num_components = 1
+
+    @property
+    def dim(self) -> int:
+        return len(self.shift)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, seed: int = 0, sample_weights: np.ndarray | None = None, transforms: int = 4,
+            hidden: int = 64, max_steps: int = 2000, lr: float = 2e-3, patience: int = 300,
+            batch_size: int = 512) -> "FlowDensity":
+        """Fit to samples x (N, D) with optional weights (N,) >= 0."""
+        import zuko
+
+        x = np.asarray(x, dtype=float)
+        n, dim = x.shape
+        w = np.ones(n) if sample_weights is None else np.asarray(sample_weights, dtype=float)
+        keep = np.isfinite(w) & (w > 0) & np.all(np.isfinite(x), axis=1)
+        x, w = x[keep], w[keep]
+        if len(x) < 10 * dim:
+            raise DataError(f"flow density: need >= {10 * dim} samples, got {len(x)}")
+        shift = np.average(x, axis=0, weights=w)
+        scale = np.sqrt(np.average((x - shift) ** 2, axis=0, weights=w))
+        scale = np.where(scale > 0, scale, 1.0)
+        z = (x - shift) / scale
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        perm = torch.randperm(len(z), generator=gen).numpy()
+        n_val = max(len(z) // 5, 1)
+        val, train = perm[:n_val], perm[n_val:]
+        zt = torch.as_tensor(z, dtype=torch.float32)
+        wt = torch.as_tensor(w / w.mean(), dtype=torch.float32)
+        flow = zuko.flows.NSF(features=dim, context=0, transforms=transforms, hidden_features=[hidden, hidden])
+        opt = torch.optim.Adam(flow.parameters(), lr=lr)
+        best, best_state, since, step = math.inf, None, 0, 0
+        train_t = torch.as_tensor(train)
+        for step in range(max_steps):
+            idx = train_t[torch.randint(len(train_t), (min(batch_size, len(train_t)),), generator=gen)]
+            loss = -(wt[idx] * flow().log_prob(zt[idx])).sum() / wt[idx].sum()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(flow.parameters(), 5.0)
+            opt.step()
+            if step % 10 == 0:
+                with torch.no_grad():
+                    v = float(-(wt[val] * flow().log_prob(zt[val])).sum() / wt[val].sum())
+                if v < best - 1e-4:
+                    best, since = v, 0
+                    best_state = {k: t.detach().clone() for k, t in flow.state_dict().items()}
+                else:
+                    since += 10
+                    if since >= patience:
+                        break
+        if best_state is None:
+            raise DataError("flow density: training diverged")
+        flow.load_state_dict(best_state)
+        flow.eval()
+        info = {"kind": "neural_spline_flow", "transforms": transforms, "hidden": hidden, "steps": step + 1,
+                "validation_nll": best, "num_samples": int(len(z))}
+        return cls(flow, shift, scale, info)
+
+    def log_prob(self, x: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        z = (x - self.shift) / self.scale
+        out = np.empty(len(z))
+        with torch.no_grad():
+            for a in range(0, len(z), chunk):
+                out[a:a + chunk] = self.flow().log_prob(torch.as_tensor(z[a:a + chunk], dtype=torch.float32)).double().numpy()
+        return out - np.sum(np.log(self.scale))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        torch.manual_seed(int(rng.integers(2**62)))
+        with torch.no_grad():
+            z = self.flow().sample((n,)).double().numpy()
+        return self.shift + self.scale * z
+
+    def to_dict(self) -> dict:
+        return dict(self.info)

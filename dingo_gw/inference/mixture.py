@@ -1,0 +1,232 @@
+"""Gaussian mixtures with full covariances, fitted by (weighted) expectation-maximisation.
+
+Used as the density q(t̂) of GNPE proxies (:mod:`dingo_gw.inference.gnpe_sampler`) and as the
+adaptive proposals of :mod:`dingo_gw.inference.refine`. Pure numpy, float64. Densities are in
+the units of the data they were fitted to.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import gammaln, logsumexp
+
+from dingo_gw.errors import DataError
+
+
+class GaussianMixture:
+    """Σ_k w_k N(x; μ_k, Σ_k) in D dimensions, stored on standardised data z = (x - shift) / scale.
+
+    :meth:`fit` chooses the number of components by the Bayesian information criterion;
+    :meth:`widened` adds broader copies of the components (a defensive mixture for importance
+    sampling).
+    """
+
+    def __init__(self, weights, means, covariances, shift, scale, dof: float | None = None):
+        self.dof = None if dof is None else float(dof)
+        self.weights = np.asarray(weights, dtype=float)
+        self.weights = self.weights / self.weights.sum()
+        self.means = np.asarray(means, dtype=float)  # (K, D), standardised units
+        self.covariances = np.asarray(covariances, dtype=float)  # (K, D, D)
+        self.shift = np.asarray(shift, dtype=float)
+        self.scale = np.asarray(scale, dtype=float)
+        self._chol = np.linalg.cholesky(self.covariances)
+
+    @property
+    def num_components(self) -> int:
+        return len(self.weights)
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    # -- densities ------------------------------------------------------------------------
+    @staticmethod
+    def _component_log_pdf(z, means, chol):
+        """log N(z; μ_k, Σ_k) for standardised z (N, D): (N, K)."""
+        inv = np.linalg.inv(chol)
+        out = np.empty((len(z), len(means)))
+        for k in range(len(means)):
+            sol = (z - means[k]) @ inv[k].T  # L_k^-1 (z - μ_k)
+            out[:, k] = -0.5 * np.sum(sol**2, axis=-1) - np.sum(np.log(np.diag(chol[k])))
+        return out - 0.5 * z.shape[1] * math.log(2 * math.pi)
+
+    @staticmethod
+    def _component_log_pdf_t(z, means, chol, dof):
+        """log t_ν(z; μ_k, Σ_k) (multivariate Student t with scale matrix Σ_k): (N, K)."""
+        inv = np.linalg.inv(chol)
+        dim = z.shape[1]
+        const = gammaln(0.5 * (dof + dim)) - gammaln(0.5 * dof) - 0.5 * dim * math.log(dof * math.pi)
+        out = np.empty((len(z), len(means)))
+        for k in range(len(means)):
+            sol = (z - means[k]) @ inv[k].T
+            m = np.sum(sol**2, axis=-1)
+            out[:, k] = const - np.sum(np.log(np.diag(chol[k]))) - 0.5 * (dof + dim) * np.log1p(m / dof)
+        return out
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """log q(x) (N,) for x (N, D) in the data's units."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        z = (x - self.shift) / self.scale
+        if self.dof is None:
+            comp = self._component_log_pdf(z, self.means, self._chol)
+        else:
+            comp = self._component_log_pdf_t(z, self.means, self._chol, self.dof)
+        return logsumexp(comp + np.log(self.weights), axis=1) - np.sum(np.log(self.scale))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n draws (n, D) in the data's units."""
+        k = rng.choice(self.num_components, size=n, p=self.weights)
+        eps = rng.standard_normal((n, self.dim))
+        if self.dof is not None:
+            eps *= np.sqrt(self.dof / rng.chisquare(self.dof, size=n))[:, None]
+        z = self.means[k] + np.einsum("nij,nj->ni", self._chol[k], eps)
+        return self.shift + self.scale * z
+
+    def student_t(self, dof: float) -> "GaussianMixture":
+        """The same mixture with multivariate Student-t components (ν = ``dof``, scale matrices = the
+        covariances): heavier tails, for importance-sampling proposals."""
+        if not dof > 0:
+            raise DataError(f"Student t mixture: dof must be > 0, got {dof}")
+        return GaussianMixture(self.weights, self.means, self.covariances, self.shift, self.scale, dof)
+
+    def widened(self, fraction: float, factor: float) -> "GaussianMixture":
+        """(1 - fraction) · self + fraction · self with every covariance times factor²."""
+        if not (0.0 <= fraction < 1.0 and factor > 0):
+            raise DataError(f"widened mixture: need 0 <= fraction < 1 and factor > 0, got {fraction}, {factor}")
+        if fraction == 0.0:
+            return self
+        return GaussianMixture(
+            np.concatenate([(1 - fraction) * self.weights, fraction * self.weights]),
+            np.concatenate([self.means, self.means]),
+            np.concatenate([self.covariances, factor**2 * self.covariances]),
+            self.shift, self.scale, self.dof,
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "gaussian_mixture", "weights": self.weights.tolist(), "means": self.means.tolist(),
+            "covariances": self.covariances.tolist(), "shift": self.shift.tolist(), "scale": self.scale.tolist(),
+            "dof": self.dof,
+        }
+
+    # -- fitting --------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, x: np.ndarray, rng: np.random.Generator, max_components: int = 8, max_iter: int = 200,
+            tol: float = 1e-5, reg: float = 1e-6, sample_weights: np.ndarray | None = None) -> "GaussianMixture":
+        """Fit by EM for K = 1, 2, ... components (k-means++ starts; until max_components or the BIC
+        rose twice in a row) and keep the one with the lowest BIC. EM stops when the mean
+        log-likelihood per sample improves by less than ``tol``. ``reg`` (in units of the data's
+        variance) is added to every covariance. ``sample_weights`` (N,) >= 0: a weighted fit (the
+        effective sample size (Σw)²/Σw² replaces N in the BIC and the sample-size checks)."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        n, dim = x.shape
+        w = np.ones(n) if sample_weights is None else np.asarray(sample_weights, dtype=float).reshape(-1)
+        if len(w) != n or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise DataError("Gaussian mixture: sample weights must be finite, >= 0 and not all zero")
+        keep = w > 0
+        x, w = x[keep], w[keep] / w[keep].mean()
+        n = len(x)
+        n_eff = w.sum() ** 2 / np.sum(w**2)
+        if n_eff < 2 * (dim + 1) or not np.all(np.isfinite(x)):
+            raise DataError(f"Gaussian mixture: need >= {2 * (dim + 1)} finite (effective) samples, got {n_eff:.1f}")
+        shift = np.average(x, axis=0, weights=w)
+        scale = np.sqrt(np.average((x - shift) ** 2, axis=0, weights=w))
+        scale = np.where(scale > 0, scale, 1.0)
+        z = (x - shift) / scale
+        best, best_bic, worse = None, np.inf, 0
+        for k in range(1, max_components + 1):
+            if (k > 1 and n_eff < 10 * k * (dim + 1)) or worse >= 2:
+                break
+            fitted = cls._em(z, w, k, rng, max_iter, tol, reg)
+            if fitted is None:
+                continue
+            weights, means, covs, loglik = fitted
+            n_par = (k - 1) + k * dim + k * dim * (dim + 1) / 2
+            bic = -2.0 * loglik * (n_eff / n) + n_par * math.log(n_eff)
+            if bic < best_bic:
+                best, best_bic, worse = (weights, means, covs), bic, 0
+            else:
+                worse += 1
+        if best is None:
+            raise DataError("Gaussian mixture: the fit failed (degenerate samples)")
+        weights, means, covs = best
+        return cls(weights, means, covs, shift, scale)
+
+    @classmethod
+    def _em(cls, z, w, k, rng, max_iter, tol, reg):
+        n, dim = z.shape
+        means = _kmeans_plus_plus(z, w, k, rng)
+        for _ in range(10):  # a few weighted Lloyd iterations
+            labels = np.argmin(((z[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+            means = np.stack([np.average(z[labels == j], axis=0, weights=w[labels == j])
+                              if np.any(labels == j) else means[j] for j in range(k)])
+        resp = np.zeros((n, k))
+        resp[np.arange(n), labels] = 1.0
+        previous = -np.inf
+        eye = np.eye(dim)
+        for _ in range(max_iter):
+            r = resp * w[:, None]
+            nk = r.sum(0)
+            if np.any(nk < dim + 1):
+                return None
+            weights = nk / nk.sum()
+            means = (r.T @ z) / nk[:, None]
+            covs = np.empty((k, dim, dim))
+            for j in range(k):
+                d = z - means[j]
+                covs[j] = (r[:, j, None] * d).T @ d / nk[j] + reg * eye
+            try:
+                chol = np.linalg.cholesky(covs)
+            except np.linalg.LinAlgError:
+                return None
+            comp = cls._component_log_pdf(z, means, chol) + np.log(weights)
+            norm = logsumexp(comp, axis=1)
+            resp = np.exp(comp - norm[:, None])
+            loglik = float(np.dot(w, norm))
+            if loglik - previous < tol * n:
+                break
+            previous = loglik
+        return weights, means, covs, loglik
+
+
+def _kmeans_plus_plus(z: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    p0 = w / w.sum()
+    centers = [z[rng.choice(len(z), p=p0)]]
+    for _ in range(1, k):
+        d2 = w * np.min(((z[:, None, :] - np.asarray(centers)[None]) ** 2).sum(-1), axis=1)
+        p = d2 / d2.sum() if d2.sum() > 0 else p0
+        centers.append(z[rng.choice(len(z), p=p)])
+    return np.asarray(centers)
+
+
+class DensitySum:
+    """Σ_j a_j q_j(x) of densities with ``log_prob`` and ``sample`` (same space)."""
+
+    def __init__(self, weights, densities):
+        self.weights = np.asarray(weights, dtype=float) / np.sum(weights)
+        self.densities = list(densities)
+
+    @property
+    def num_components(self) -> int:
+        return sum(d.num_components for d in self.densities)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        return logsumexp(np.stack([np.log(a) + d.log_prob(x) for a, d in zip(self.weights, self.densities)]), axis=0)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        which = rng.choice(len(self.densities), size=n, p=self.weights)
+        out = np.empty((n, self.densities[0].dim))
+        for j, d in enumerate(self.densities):
+            m = which == j
+            if m.any():
+                out[m] = d.sample(int(m.sum()), rng)
+        return out
+
+    @property
+    def dim(self) -> int:
+        return self.densities[0].dim
+
+    def to_dict(self) -> dict:
+        return {"kind": "sum", "weights": self.weights.tolist(), "densities": [d.to_dict() for d in self.densities]}
