@@ -54,7 +54,7 @@ from dingo_gw.inference.gnpe_sampler import (
     DEFAULT_BATCH_SIZE, DEFAULT_GIBBS_ITERATIONS, DEFAULT_TIME_SPREAD, DirectSampler, GNPESampler, ProposalSamples,
 )
 from dingo_gw.inference.importance_sampling import (
-    MIN_EFFECTIVE_SAMPLES, importance_sample, prior_support, weight_statistics,
+    MIN_EFFECTIVE_SAMPLES, finalize, importance_sample, prior_support, weight_statistics,
 )
 from dingo_gw.inference.likelihood import GaussianLikelihood
 from dingo_gw.inference.proposal_coordinates import ProposalCoordinates
@@ -753,8 +753,6 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
     fitted to the particles). The returned Result is that importance sampling, with the network
     proposal's statistics and each step recorded in ``meta_data["refinement"]``."""
     import bilby
-
-    from dingo_gw.inference.importance_sampling import finalize
 
     trigger = float(getattr(likelihood, "trigger_time", 0.0))
     usable = np.asarray(proposal.accepted, dtype=bool) & prior_support(proposal.samples, prior)

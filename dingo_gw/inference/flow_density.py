@@ -24,8 +24,6 @@ class FlowDensity:
     def __init__(self, flow, shift: np.ndarray, scale: np.ndarray, info: dict):
         self.flow, self.shift, self.scale, self.info = flow, shift, scale, info
 
-    num_components = 1
-
     @property
     def dim(self) -> int:
         return len(self.shift)

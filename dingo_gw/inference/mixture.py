@@ -43,36 +43,25 @@ class GaussianMixture:
 
     # -- densities ------------------------------------------------------------------------
     @staticmethod
-    def _component_log_pdf(z, means, chol):
-        """log N(z; μ_k, Σ_k) for standardised z (N, D): (N, K)."""
-        inv = np.linalg.inv(chol)
-        out = np.empty((len(z), len(means)))
-        for k in range(len(means)):
-            sol = (z - means[k]) @ inv[k].T  # L_k^-1 (z - μ_k)
-            out[:, k] = -0.5 * np.sum(sol**2, axis=-1) - np.sum(np.log(np.diag(chol[k])))
-        return out - 0.5 * z.shape[1] * math.log(2 * math.pi)
-
-    @staticmethod
-    def _component_log_pdf_t(z, means, chol, dof):
-        """log t_ν(z; μ_k, Σ_k) (multivariate Student t with scale matrix Σ_k): (N, K)."""
+    def _component_log_pdf(z, means, chol, dof: float | None = None):
+        """Per-component log-density (N, K) at standardised z (N, D): Gaussian N(μ_k, Σ_k), or with
+        ``dof`` the multivariate Student t with ν = dof and scale matrix Σ_k."""
         inv = np.linalg.inv(chol)
         dim = z.shape[1]
-        const = gammaln(0.5 * (dof + dim)) - gammaln(0.5 * dof) - 0.5 * dim * math.log(dof * math.pi)
         out = np.empty((len(z), len(means)))
         for k in range(len(means)):
-            sol = (z - means[k]) @ inv[k].T
-            m = np.sum(sol**2, axis=-1)
-            out[:, k] = const - np.sum(np.log(np.diag(chol[k]))) - 0.5 * (dof + dim) * np.log1p(m / dof)
-        return out
+            m = np.sum(((z - means[k]) @ inv[k].T) ** 2, axis=-1)  # |L_k^-1 (z - μ_k)|²
+            out[:, k] = -np.sum(np.log(np.diag(chol[k]))) + (
+                -0.5 * m if dof is None else -0.5 * (dof + dim) * np.log1p(m / dof))
+        if dof is None:
+            return out - 0.5 * dim * math.log(2 * math.pi)
+        return out + gammaln(0.5 * (dof + dim)) - gammaln(0.5 * dof) - 0.5 * dim * math.log(dof * math.pi)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """log q(x) (N,) for x (N, D) in the data's units."""
         x = np.atleast_2d(np.asarray(x, dtype=float))
         z = (x - self.shift) / self.scale
-        if self.dof is None:
-            comp = self._component_log_pdf(z, self.means, self._chol)
-        else:
-            comp = self._component_log_pdf_t(z, self.means, self._chol, self.dof)
+        comp = self._component_log_pdf(z, self.means, self._chol, self.dof)
         return logsumexp(comp + np.log(self.weights), axis=1) - np.sum(np.log(self.scale))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -207,10 +196,6 @@ class DensitySum:
     def __init__(self, weights, densities):
         self.weights = np.asarray(weights, dtype=float) / np.sum(weights)
         self.densities = list(densities)
-
-    @property
-    def num_components(self) -> int:
-        return sum(d.num_components for d in self.densities)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         return logsumexp(np.stack([np.log(a) + d.log_prob(x) for a, d in zip(self.weights, self.densities)]), axis=0)

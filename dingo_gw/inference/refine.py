@@ -122,12 +122,17 @@ def _unbounded_weighted(samples, coords, log_weights):
     return unique, np.bincount(inverse.reshape(-1), weights=w, minlength=len(unique))
 
 
+def _t_mixture(u: np.ndarray, w: np.ndarray, rng: np.random.Generator) -> GaussianMixture:
+    """Widened Student-t mixture fitted to weighted points u (M, D)."""
+    g = GaussianMixture.fit(u, rng, max_components=MAX_COMPONENTS, sample_weights=w)
+    return g.student_t(STUDENT_DOF).widened(WIDEN_FRACTION, WIDEN_FACTOR)
+
+
 def fit_mixture(samples: Mapping[str, np.ndarray], coords: ProposalCoordinates, log_weights: np.ndarray | None,
                 rng: np.random.Generator) -> BoundedDensity:
     """Widened Student-t mixture fitted to (weighted) samples (dict of arrays) in the unbounded coordinates."""
     u, w = _unbounded_weighted(samples, coords, log_weights)
-    g = GaussianMixture.fit(u, rng, max_components=MAX_COMPONENTS, sample_weights=w)
-    return BoundedDensity(coords, g.student_t(STUDENT_DOF).widened(WIDEN_FRACTION, WIDEN_FACTOR))
+    return BoundedDensity(coords, _t_mixture(u, w, rng))
 
 
 def fit_proposal(samples: Mapping[str, np.ndarray], coords: ProposalCoordinates, log_weights: np.ndarray | None,
@@ -135,8 +140,7 @@ def fit_proposal(samples: Mapping[str, np.ndarray], coords: ProposalCoordinates,
     """Importance-sampling proposal from (weighted) samples: FLOW_WEIGHT neural spline flow + the rest
     widened Student-t mixture (the defensive part), in the unbounded coordinates."""
     u, w = _unbounded_weighted(samples, coords, log_weights)
-    g = GaussianMixture.fit(u, rng, max_components=MAX_COMPONENTS, sample_weights=w)
-    mixture = g.student_t(STUDENT_DOF).widened(WIDEN_FRACTION, WIDEN_FACTOR)
+    mixture = _t_mixture(u, w, rng)
     flow = FlowDensity.fit(u, seed=seed, sample_weights=w)
     return BoundedDensity(coords, DensitySum([FLOW_WEIGHT, 1 - FLOW_WEIGHT], [flow, mixture]))
 
@@ -178,7 +182,7 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
     target = MarginalPosterior(prior, likelihood, np.random.default_rng([settings.seed, 23, 1]), settings.workers)
     smc = tempered_smc(base, target, SMCSettings(
         num_particles=settings.num_particles, mcmc_steps=settings.mcmc_steps, max_stages=settings.max_stages,
-        max_seconds=settings.max_seconds, workers=settings.workers, progress=settings.progress),
+        max_seconds=settings.max_seconds),
         np.random.default_rng([settings.seed, 23, 2]))
     stages = [{"stage": "smc", "beta": smc.beta, "num_stages": len(smc.stages), "log_evidence": smc.log_evidence,
                "num_particles": settings.num_particles, "num_likelihood_evaluations": smc.num_likelihood_evaluations,

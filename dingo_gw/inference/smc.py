@@ -48,22 +48,17 @@ class SMCSettings:
     target_ess: float = 0.5
     max_stages: int = 100
     max_seconds: float = float("inf")
-    workers: int = 1
-    progress: bool = False
 
 
 @dataclass
 class SMCOutput:
-    """Equally weighted particles at the last β: unbounded coordinates u (N, D), physical samples,
-    and log π + log L_φ at each; ``scale``: the random-walk step (in units of the particles'
-    covariance) adapted at the end."""
+    """Equally weighted particles at the last β (physical samples, dict of arrays), that β, the
+    evidence estimate (product of the mean incremental weights), a record per stage and the
+    number of likelihood evaluations."""
 
-    u: np.ndarray
     samples: dict
-    log_target: np.ndarray
     beta: float
     log_evidence: float
-    scale: float
     stages: list = field(default_factory=list)
     num_likelihood_evaluations: int = 0
 
@@ -129,6 +124,7 @@ def _move(u, x, log_det, log_g, ell, beta, scale, steps, coords, mix, target, rn
     except DataError:
         pass
     accepted = {"independent": 0.0, "random_walk": 0.0}
+    count = {"independent": 0, "random_walk": 0}
     for step in range(steps):
         independent = fitted is not None and step % 2 == 0
         if independent:
@@ -151,15 +147,12 @@ def _move(u, x, log_det, log_g, ell, beta, scale, steps, coords, mix, target, rn
         for k in x:
             x[k][accept] = x_new[k][accept]
         rate = float(accept.mean())
-        if independent:
-            accepted["independent"] += rate
-        else:
-            accepted["random_walk"] += rate
+        kind = "independent" if independent else "random_walk"
+        accepted[kind] += rate
+        count[kind] += 1
+        if not independent:
             scale *= math.exp(rate - 0.25)
-    n_ind = sum(1 for step in range(steps) if fitted is not None and step % 2 == 0)
-    accepted = {"independent": accepted["independent"] / max(n_ind, 1),
-                "random_walk": accepted["random_walk"] / max(steps - n_ind, 1)}
-    return scale, accepted
+    return scale, {kind: accepted[kind] / max(count[kind], 1) for kind in accepted}
 
 
 def tempered_smc(base, target: MarginalPosterior, settings: SMCSettings, rng: np.random.Generator) -> SMCOutput:
@@ -191,4 +184,4 @@ def tempered_smc(base, target: MarginalPosterior, settings: SMCSettings, rng: np
                     s, beta, accepted["independent"], accepted["random_walk"], np.max(ell))
         if beta >= 1.0 or time.perf_counter() - t_start > settings.max_seconds:
             break
-    return SMCOutput(u, x, ell, beta, log_z, scale, stages, target.evaluations)
+    return SMCOutput(x, beta, log_z, stages, target.evaluations)
