@@ -24,8 +24,10 @@ import time
 import numpy as np
 
 
-def likelihood_benchmark(strain, psds, domain, segment_start, trigger, approximant, f_ref, samples, workers_list):
-    """evals/s of bilby and of ours on ``samples`` (relative geocent_time); returns a dict."""
+def likelihood_benchmark(strain, psds, domain, segment_start, trigger, approximant, f_ref, samples, workers_list,
+                         fiducial=None):
+    """evals/s of bilby and of ours on ``samples`` (relative geocent_time), and of relative binning
+    around ``fiducial`` (dict of scalars) if given; returns a dict."""
     import bilby
 
     from dingo_gw.domain import FrequencyDomain
@@ -66,6 +68,23 @@ def likelihood_benchmark(strain, psds, domain, segment_start, trigger, approxima
             t = time.perf_counter() - t0
             out[f"ours_{workers}_per_s"] = n / t
             out[f"ours_{workers}_max_dlogl"] = float(np.nanmax(np.abs(ours - ref)))
+        if fiducial is not None:
+            from dingo_gw.inference.relative_binning import RelativeBinningLikelihood
+
+            rb = RelativeBinningLikelihood(like, fiducial)
+            try:
+                for workers in workers_list:
+                    rb.log_likelihood({k: v[:8] for k, v in samples.items()}, workers=workers)
+                    t0 = time.perf_counter()
+                    binned = rb.log_likelihood(samples, workers=workers)
+                    out[f"binned_{workers}_per_s"] = n / (time.perf_counter() - t0)
+                    out[f"binned_{workers}_max_dlogl"] = float(np.nanmax(np.abs(binned - ref)))
+                near = ref > np.nanmax(ref) - 20  # samples that can carry weight
+                out["binned_near_max_dlogl"] = float(np.nanmax(np.abs(binned - ref)[near]))
+                out["binned_near_n"] = int(near.sum())
+                out["binned_nodes"] = rb.num_nodes
+            finally:
+                rb.close()
     return out
 
 
@@ -147,14 +166,26 @@ def main(argv=None):
         psds, _ = estimate_psds(strains, domain, segment, {}, event, None, 0.4, list(event.detectors))
         samples = prior_samples(build_prior({**DEFAULT_INTRINSIC_PRIOR, **DEFAULT_EXTRINSIC_PRIOR}), args.like_samples)
         approximant, f_ref, trigger = "IMRPhenomPv2", 20.0, event.gps
+    fiducial = None
+    if network is not None and np.isfinite(r.log_likelihood).any():  # the run's best sample
+        i = int(np.nanargmax(r.log_likelihood))
+        fiducial = {k: float(v[i]) for k, v in r.samples.items()}
+        fiducial["geocent_time"] -= trigger
     res = likelihood_benchmark(strain, psds, domain, start, trigger, approximant, f_ref, samples,
-                               sorted({1, args.workers}))
+                               sorted({1, args.workers}), fiducial)
     print(f"log-likelihood evaluations/s on {res['n']} samples ({approximant}, {domain.f_min:g}-{domain.f_max:g} Hz, "
           f"{domain.duration:g} s):")
     print(f"  bilby GravitationalWaveTransient  {res['bilby_per_s']:8.0f}")
     for w in sorted({1, args.workers}):
         print(f"  dingo_gw, {w} worker(s)           {res[f'ours_{w}_per_s']:8.0f}   ratio "
               f"{res[f'ours_{w}_per_s'] / res['bilby_per_s']:.2f}   max |dlogL| {res[f'ours_{w}_max_dlogl']:.1e}")
+    if fiducial is not None:
+        for w in sorted({1, args.workers}):
+            print(f"  relative binning ({res['binned_nodes']} nodes), {w} worker(s) {res[f'binned_{w}_per_s']:8.0f}   "
+                  f"ratio {res[f'binned_{w}_per_s'] / res['bilby_per_s']:.2f}   "
+                  f"max |dlogL| {res[f'binned_{w}_max_dlogl']:.1e}")
+        print(f"  relative binning, samples with log L within 20 of the largest ({res['binned_near_n']}): "
+              f"max |dlogL| {res['binned_near_max_dlogl']:.1e}")
     return 0
 
 

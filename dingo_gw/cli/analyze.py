@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample efficiency a proposal must reach without refinement (default 0.1)")
     p.add_argument("--refine-particles", type=int, default=2000,
                    help="SMC particles of the refinement (default 2000; cost ~ particles)")
+    p.add_argument("--refine-samples", type=int, default=100000,
+                   help="importance samples drawn from the refined proposal (default 100000)")
+    p.add_argument("--no-relative-binning", dest="relative_binning", action="store_false",
+                   help="refine with the exact likelihood throughout (~5x slower) instead of relative binning "
+                        "with exact weights for the samples of largest weight")
     p.add_argument("--no-corner", action="store_true", help="do not draw the corner plot")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     parts = p.add_argument_group("importance sampling in parallel jobs (docs/cluster.md)")
@@ -121,7 +126,8 @@ def main(argv=None) -> int:
         gnpe_init=args.gnpe_init, time_spread=args.time_spread,
         is_parts=args.is_parts, save_proposal_only=args.is_parts is not None,
         refine=args.refine, refine_efficiency=args.refine_efficiency,
-        refine_particles=args.refine_particles,
+        refine_particles=args.refine_particles, refine_samples=args.refine_samples,
+        relative_binning=args.relative_binning,
     )
     out = analyze(settings)
     if out.result is None:  # --is-parts: the part jobs come next

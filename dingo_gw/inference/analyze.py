@@ -58,7 +58,7 @@ from dingo_gw.inference.importance_sampling import (
 )
 from dingo_gw.inference.likelihood import GaussianLikelihood
 from dingo_gw.inference.proposal_coordinates import ProposalCoordinates
-from dingo_gw.inference.refine import DEFAULT_TARGET_EFFICIENCY, RefineSettings, refine
+from dingo_gw.inference.refine import DEFAULT_TARGET_EFFICIENCY, RefineSettings, best_sample, refine
 from dingo_gw.io.datafind import find_data_file, search_dirs
 from dingo_gw.io.strain import Strain, read_strain as read_strain_file
 from dingo_gw.pipeline.network_input import EventInput, NetworkInput
@@ -134,6 +134,8 @@ class AnalysisSettings:
     refine: str = "auto"
     refine_efficiency: float = DEFAULT_TARGET_EFFICIENCY
     refine_particles: int = 2000
+    refine_samples: int = 100000
+    relative_binning: bool = True
 
     def check(self) -> None:
         given = [x for x in ("event", "injection") if getattr(self, x) is not None]
@@ -167,6 +169,8 @@ class AnalysisSettings:
             raise ConfigError(f"--refine-efficiency must be in (0, 1], got {self.refine_efficiency}")
         if self.refine_particles < 100:
             raise ConfigError(f"--refine-particles must be >= 100, got {self.refine_particles}")
+        if self.refine_samples < 1000:
+            raise ConfigError(f"--refine-samples must be >= 1000, got {self.refine_samples}")
         if self.save_proposal_only and self.is_parts is None:
             raise ConfigError("saving the proposal for importance-sampling part jobs needs --is-parts N")
 
@@ -775,16 +779,24 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
                 "(SMC, then importance sampling of a fitted proposal)", 100 * float(network_stage["sample_efficiency"] or 0.0),
                 float(network_stage["n_eff"] or 0.0), 100 * settings.refine_efficiency)
     t0 = time.perf_counter()
+    fiducial = None
+    if settings.relative_binning and np.isfinite(np.asarray(result.log_likelihood, dtype=float)).any():
+        # the network sample of largest likelihood (phase recovered); geocent_time relative to the trigger
+        relative = {k: np.asarray(v, dtype=float) - (trigger if k == "geocent_time" else 0.0)
+                    for k, v in result.samples.items()}
+        fiducial = best_sample(relative, np.asarray(result.log_likelihood, dtype=float))
     out = refine(initial, coords, prior, likelihood, RefineSettings(
-        num_samples=settings.num_samples, num_particles=settings.refine_particles, workers=settings.workers,
-        seed=settings.seed, progress=settings.progress))
+        num_samples=settings.refine_samples, num_particles=settings.refine_particles, workers=settings.workers,
+        seed=settings.seed, progress=settings.progress, relative_binning=settings.relative_binning),
+        fiducial=fiducial)
     refined = finalize(out.weighted, float(likelihood.log_noise_evidence()), trigger, prior, seed=settings.seed,
                        num_posterior_samples=settings.num_posterior_samples, elapsed=time.perf_counter() - t0)
     refined.meta_data["recovered_parameters"] = result.meta_data.get("recovered_parameters", [])
     refined.meta_data["refinement"] = {
         "status": "done",
         "method": "tempered SMC from the network samples, then importance sampling of a neural spline flow + "
-                  "Student-t mixture fitted to the particles",
+                  "Student-t mixture fitted to the particles"
+                  + (" (relative-binning likelihood; exact for the samples of largest weight)" if fiducial else ""),
         "network_proposal": network_stage, "stages": out.stages,
         "num_likelihood_evaluations": int(out.num_likelihood_evaluations + (network_stage["num_proposal_samples"] or 0)),
         "final_proposal": out.proposal.to_dict(),

@@ -76,10 +76,7 @@ def recover_phase(
     params = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in params.items() if k != "phase"}
     n = len(next(iter(params.values())))
     if exact_rotation is None:
-        approximant = getattr(likelihood.waveform_generator, "approximant", None)
-        exact_rotation = approximant in EXACT_ROTATION_APPROXIMANTS and _rotation_is_exact(
-            likelihood, params, rng, workers
-        )
+        exact_rotation = rotation_model_holds(likelihood, params, rng, workers)
         logger.info(
             "phase recovery: %s", "rotated waveforms are exact" if exact_rotation else "exact waveform at the drawn phase"
         )
@@ -95,6 +92,15 @@ def recover_phase(
         ph, lq, ll = _recover_chunk(likelihood, chunk, rng, workers, exact_rotation)
         phase[sl], log_q[sl], logl[sl] = ph, lq, ll
     return phase, log_q, logl
+
+
+def rotation_model_holds(likelihood, params: Mapping[str, np.ndarray], rng: np.random.Generator,
+                         workers: int = 1) -> bool:
+    """True when the likelihood's approximant is in :data:`EXACT_ROTATION_APPROXIMANTS` and the rotated
+    log L matches the exact one at random phases for the first few samples (dict of arrays, no phase)."""
+    approximant = getattr(likelihood.waveform_generator, "approximant", None)
+    params = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in params.items() if k != "phase"}
+    return approximant in EXACT_ROTATION_APPROXIMANTS and _rotation_is_exact(likelihood, params, rng, workers)
 
 
 def _reference_overlaps(likelihood, chunk, workers):

@@ -1,4 +1,4 @@
-"""Refining a network proposal with the exact likelihood when its sample efficiency is too low.
+"""Refining a network proposal with the likelihood when its sample efficiency is too low.
 
 A network that is not trained to convergence (e.g. one trained for an hour on a laptop CPU) gives
 a proposal q_net(θ | d) that covers the posterior but is much broader than it, so importance
@@ -6,21 +6,28 @@ sampling of q_net alone has a tiny sample efficiency. :func:`refine` then builds
 in three steps:
 
 1. fit a Gaussian mixture g_0 (:class:`~dingo_gw.inference.mixture.GaussianMixture`, number of
-   components by BIC) to the network's samples, in the unbounded coordinates of
+   components by BIC) to (at most 3000 of) the network's samples, in the unbounded coordinates of
    :class:`~dingo_gw.inference.proposal_coordinates.ProposalCoordinates` (logit of each parameter
    scaled to its prior's interval; sky position and time as arrival time at the first detector and
    angles about the detector baseline);
 2. move ``num_particles`` particles from g_0 to the posterior by tempered sequential Monte Carlo
-   (:mod:`~dingo_gw.inference.smc`, likelihood with the phase marginalised);
-3. fit a density to the particles, q = ½ neural spline flow + ½ Student-t mixture (the mixture is
-   widened: 10 % of its mass has covariances × 4), draw ``num_samples`` fresh samples from it,
-   recover the phase and importance-sample: weights π L / (q(θ) q(φ | θ)).
+   (:mod:`~dingo_gw.inference.smc`, likelihood with the phase marginalised), with
+   ``final_mcmc_steps`` extra Metropolis-Hastings steps at β = 1;
+3. fit a density to the particles, q = ½ neural spline flow (coupling transforms) + ½ Student-t
+   mixture (widened: 10 % of its mass has covariances × 4), draw ``num_samples`` fresh samples from
+   it, recover the phase and importance-sample: weights π L / (q(θ) q(φ | θ)).
+
+Given a ``fiducial`` point (the network sample of largest likelihood), steps 2 and 3 evaluate the
+likelihood by relative binning (:mod:`~dingo_gw.inference.relative_binning`, ~5x cheaper per
+evaluation, |Δ log L| ~ 0.01 near the posterior), re-centred on the best SMC particle before step 3;
+the ``num_exact`` samples of largest weight then get the exact likelihood (for GW150914 they carry
+most of the weight), so only samples of negligible weight keep the approximation.
 
 The result is step 3 alone: draws from one fixed density with a known, normalised log q, so its
-weights, n_eff and evidence are those of ordinary importance sampling and are exact whatever the
-quality of the fits (a poor fit shows as a low n_eff, not as a bias); steps 1–2 only shape q. Units
-and frames are those of importance sampling (bilby names, geocent_time in s relative to the trigger
-time, ra in the event's sky frame).
+weights, n_eff and evidence are those of ordinary importance sampling whatever the quality of the
+fits (a poor fit shows as a low n_eff, not as a bias); steps 1–2 only shape q. Units and frames are
+those of importance sampling (bilby names, geocent_time in s relative to the trigger time, ra in
+the event's sky frame).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from dingo_gw.inference.importance_sampling import (
 from dingo_gw.inference.flow_density import FlowDensity
 from dingo_gw.inference.mixture import DensitySum, GaussianMixture
 from dingo_gw.inference.proposal_coordinates import ProposalCoordinates
+from dingo_gw.inference.relative_binning import DEFAULT_EPSILON, RelativeBinningLikelihood
 from dingo_gw.inference.smc import MarginalPosterior, SMCSettings, tempered_smc
 
 logger = logging.getLogger(__name__)
@@ -55,22 +63,38 @@ MAX_COMPONENTS = 16
 #: Weight of the flow in the final proposal (the rest: the widened Student-t mixture). As a sum, the
 #: proposal's weights are at most 1 / weight times those of either part alone.
 FLOW_WEIGHT = 0.5
+#: Coupling transforms (2 passes): sampling costs one pass like the density, instead of one pass per
+#: dimension for a fully autoregressive flow (37 s instead of ~4 s for 10^5 samples in 14 dimensions).
+FLOW_PASSES = 2
+#: The SMC's starting mixture is fitted to at most this many network samples (the fit's cost grows with
+#: samples x components; the starting density need not be accurate).
+BASE_MAX_SAMPLES = 3000
+#: Likelihood evaluations per batch with relative binning (cheap waveforms: larger batches for the pool).
+BINNED_CHUNK = 2048
+#: A larger |Δ log L| between relative binning and the exact likelihood is logged as a warning.
+BINNING_WARN_DELTA = 0.5
 
 
 @dataclass
 class RefineSettings:
-    """``num_samples``: importance samples of step 3; ``num_particles``, ``mcmc_steps``: of the SMC of
-    step 2, which stops at ``max_seconds`` even before β = 1 (its particles then still shape the
-    proposal); ``workers``: likelihood processes; ``seed``: all random draws."""
+    """``num_samples``: importance samples of step 3; ``num_particles``, ``mcmc_steps`` (per stage),
+    ``final_mcmc_steps`` (at β = 1): of the SMC of step 2, which stops at ``max_seconds`` even before
+    β = 1 (its particles then still shape the proposal); ``workers``: likelihood processes; ``seed``:
+    all random draws; ``relative_binning``, ``binning_epsilon`` (radians per bin), ``num_exact``:
+    the likelihood of steps 2–3 (used only when :func:`refine` gets a fiducial point)."""
 
-    num_samples: int = 20000
+    num_samples: int = 100000
     num_particles: int = 2000
     mcmc_steps: int = 6
+    final_mcmc_steps: int = 30
     max_stages: int = 100
     max_seconds: float = 600.0
     workers: int = 1
     seed: int = 0
     progress: bool = False
+    relative_binning: bool = True
+    binning_epsilon: float = DEFAULT_EPSILON
+    num_exact: int = 5000
 
 
 @dataclass
@@ -122,6 +146,15 @@ def _unbounded_weighted(samples, coords, log_weights):
     return unique, np.bincount(inverse.reshape(-1), weights=w, minlength=len(unique))
 
 
+def _subsample(samples: Mapping[str, np.ndarray], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """At most n of the samples (dict of arrays), drawn without replacement."""
+    total = len(next(iter(samples.values())))
+    if total <= n:
+        return dict(samples)
+    keep = np.sort(rng.choice(total, n, replace=False))
+    return {k: np.asarray(v)[keep] for k, v in samples.items()}
+
+
 def _t_mixture(u: np.ndarray, w: np.ndarray, rng: np.random.Generator) -> GaussianMixture:
     """Widened Student-t mixture fitted to weighted points u (M, D)."""
     g = GaussianMixture.fit(u, rng, max_components=MAX_COMPONENTS, sample_weights=w)
@@ -141,12 +174,12 @@ def fit_proposal(samples: Mapping[str, np.ndarray], coords: ProposalCoordinates,
     widened Student-t mixture (the defensive part), in the unbounded coordinates."""
     u, w = _unbounded_weighted(samples, coords, log_weights)
     mixture = _t_mixture(u, w, rng)
-    flow = FlowDensity.fit(u, seed=seed, sample_weights=w)
+    flow = FlowDensity.fit(u, seed=seed, sample_weights=w, passes=FLOW_PASSES)
     return BoundedDensity(coords, DensitySum([FLOW_WEIGHT, 1 - FLOW_WEIGHT], [flow, mixture]))
 
 
 def draw_and_weigh(proposal: BoundedDensity, n: int, prior, likelihood, rng: np.random.Generator,
-                   workers: int = 1, progress: bool = False) -> WeightedSamples:
+                   workers: int = 1, progress: bool = False, chunk_size: int = 256) -> WeightedSamples:
     """Draw n samples from ``proposal`` and compute log L, log π, log q (with the recovered phase's
     log q(φ | θ)). Samples outside the prior's support (constraints) keep log π = -inf (weight zero)
     without a likelihood evaluation, so that n_eff and the evidence count every draw."""
@@ -155,7 +188,8 @@ def draw_and_weigh(proposal: BoundedDensity, n: int, prior, likelihood, rng: np.
     if not inside.any():
         raise DataError("refinement: no draw of the fitted proposal lies inside the prior")
     sub = {k: v[inside] for k, v in samples.items()}
-    ws = evaluate_weights(sub, log_q[inside], prior, likelihood, rng, workers=workers, progress=progress)
+    ws = evaluate_weights(sub, log_q[inside], prior, likelihood, rng, workers=workers, progress=progress,
+                          chunk_size=chunk_size)
     if inside.all():
         return ws
     full = {}
@@ -172,34 +206,118 @@ def draw_and_weigh(proposal: BoundedDensity, n: int, prior, likelihood, rng: np.
     return WeightedSamples(full, logl, logp, logq)
 
 
+def best_sample(samples: Mapping[str, np.ndarray], score: np.ndarray) -> dict[str, float]:
+    """The sample (dict of scalars) with the largest finite ``score``."""
+    score = np.where(np.isfinite(score), score, -np.inf)
+    if not np.isfinite(score).any():
+        raise DataError("refinement: no sample with a finite likelihood to centre relative binning on")
+    i = int(np.argmax(score))
+    return {k: float(np.asarray(v)[i]) for k, v in samples.items()}
+
+
+def fiducial_from_particles(smc, prior, likelihood, rng: np.random.Generator, workers: int = 1,
+                            candidates: int = 32) -> tuple[dict[str, float], float]:
+    """The highest exact-likelihood point (with a recovered phase) among the ``candidates`` SMC particles
+    of largest log π + log L_φ, and its exact log L."""
+    order = np.argsort(-np.where(np.isfinite(smc.log_target), smc.log_target, -np.inf))[:candidates]
+    top = {k: np.asarray(v)[order] for k, v in smc.samples.items()}
+    ws = evaluate_weights(top, np.zeros(len(order)), prior, likelihood, rng, workers=workers)
+    fiducial = best_sample(ws.samples, ws.log_likelihood)
+    return fiducial, float(np.nanmax(ws.log_likelihood))
+
+
+def exact_correction(ws: WeightedSamples, likelihood, num_exact: int, workers: int = 1,
+                     progress: bool = False) -> tuple[WeightedSamples, dict]:
+    """Replace the (relative-binning) log L of the ``num_exact`` samples of largest weight by the exact
+    log L at the same parameters (phase included); returns the corrected samples and a record: how
+    many, the fraction of the weight they carried, and the largest and weighted RMS |Δ log L|."""
+    lw = ws.log_weights
+    finite = np.flatnonzero(np.isfinite(lw))
+    top = finite[np.argsort(-lw[finite])][:num_exact]
+    if len(top) == 0:
+        return ws, {"num_exact": 0}
+    w = np.exp(lw[finite] - lw[finite].max())
+    w_top = np.exp(lw[top] - lw[finite].max())
+    exact = likelihood.log_likelihood({k: v[top] for k, v in ws.samples.items()}, workers=workers,
+                                      progress=progress)
+    delta = exact - ws.log_likelihood[top]
+    logl = ws.log_likelihood.copy()
+    logl[top] = exact
+    ok = np.isfinite(delta)
+    record = {
+        "num_exact": int(len(top)),
+        "weight_fraction_exact": float(w_top.sum() / w.sum()),
+        "max_abs_delta_log_likelihood": float(np.max(np.abs(delta[ok]))) if ok.any() else None,
+        "rms_delta_log_likelihood": (float(np.sqrt(np.sum(w_top[ok] * delta[ok] ** 2) / np.sum(w_top[ok])))
+                                     if ok.any() else None),
+    }
+    return WeightedSamples(ws.samples, logl, ws.log_prior, ws.log_proposal), record
+
+
 def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior, likelihood,
-           settings: RefineSettings) -> RefineOutput:
+           settings: RefineSettings, fiducial: Mapping[str, float] | None = None) -> RefineOutput:
     """Refine the network proposal given by its samples ``initial`` (dict of arrays: the accepted
     proposal samples inside the prior's support). ``coords``: the parameters whose proposal is
-    refined and their unbounded coordinates; others are recovered (the phase) or fixed."""
+    refined and their unbounded coordinates; others are recovered (the phase) or fixed.
+    ``fiducial``: a good point (dict of scalars, all parameters, e.g. the network sample of largest
+    likelihood) to centre relative binning on; without it the exact likelihood is used throughout."""
     t0 = time.perf_counter()
-    base = fit_mixture(initial, coords, None, np.random.default_rng([settings.seed, 23, 0]))
-    target = MarginalPosterior(prior, likelihood, np.random.default_rng([settings.seed, 23, 1]), settings.workers)
-    smc = tempered_smc(base, target, SMCSettings(
-        num_particles=settings.num_particles, mcmc_steps=settings.mcmc_steps, max_stages=settings.max_stages,
-        max_seconds=settings.max_seconds),
-        np.random.default_rng([settings.seed, 23, 2]))
-    stages = [{"stage": "smc", "beta": smc.beta, "num_stages": len(smc.stages), "log_evidence": smc.log_evidence,
-               "num_particles": settings.num_particles, "num_likelihood_evaluations": smc.num_likelihood_evaluations,
-               "seconds": time.perf_counter() - t0, "schedule": smc.stages}]
-    if smc.beta < 1.0:
-        logger.warning("refinement: SMC stopped at beta %.3g < 1 after %.0f s; fitting the proposal to its particles",
-                       smc.beta, time.perf_counter() - t0)
-    t1 = time.perf_counter()
-    rng = np.random.default_rng([settings.seed, 23, 10])
-    proposal = fit_proposal(smc.samples, coords, None, rng, seed=settings.seed)
-    t2 = time.perf_counter()
-    ws = draw_and_weigh(proposal, settings.num_samples, prior, likelihood, rng, settings.workers, settings.progress)
+    binned = settings.relative_binning and fiducial is not None
+    fast = RelativeBinningLikelihood(likelihood, fiducial, settings.binning_epsilon) if binned else likelihood
+    chunk = BINNED_CHUNK if binned else 256
+    try:
+        base_rng = np.random.default_rng([settings.seed, 23, 0])
+        base = fit_mixture(_subsample(initial, BASE_MAX_SAMPLES, base_rng), coords, None, base_rng)
+        target = MarginalPosterior(prior, fast, np.random.default_rng([settings.seed, 23, 1]), settings.workers,
+                                   chunk_size=chunk)
+        smc = tempered_smc(base, target, SMCSettings(
+            num_particles=settings.num_particles, mcmc_steps=settings.mcmc_steps, max_stages=settings.max_stages,
+            max_seconds=settings.max_seconds, final_mcmc_steps=settings.final_mcmc_steps),
+            np.random.default_rng([settings.seed, 23, 2]))
+        stages = [{"stage": "smc", "beta": smc.beta, "num_stages": len(smc.stages), "log_evidence": smc.log_evidence,
+                   "num_particles": settings.num_particles,
+                   "num_likelihood_evaluations": smc.num_likelihood_evaluations,
+                   "likelihood": "relative binning" if binned else "exact",
+                   "seconds": time.perf_counter() - t0, "schedule": smc.stages}]
+        if binned:
+            stages[0]["relative_binning"] = fast.to_dict()
+        if smc.beta < 1.0:
+            logger.warning("refinement: SMC stopped at beta %.3g < 1 after %.0f s; fitting the proposal to its "
+                           "particles", smc.beta, time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        rng = np.random.default_rng([settings.seed, 23, 10])
+        if binned:  # centre the binning on the best particle for the final importance sampling
+            centre, centre_logl = fiducial_from_particles(smc, prior, likelihood, np.random.default_rng(
+                [settings.seed, 23, 3]), settings.workers)
+            fast = fast.recentred(centre)
+        proposal = fit_proposal(smc.samples, coords, None, rng, seed=settings.seed)
+        t2 = time.perf_counter()
+        ws = draw_and_weigh(proposal, settings.num_samples, prior, fast, rng, settings.workers, settings.progress,
+                            chunk_size=chunk)
+        record = {"stage": "importance_sampling", "num_samples": settings.num_samples,
+                  "proposal": proposal.density.to_dict(), "fit_seconds": t2 - t1,
+                  "likelihood": "relative binning, exact for the largest weights" if binned else "exact"}
+        evaluations = smc.num_likelihood_evaluations + settings.num_samples
+        if binned:
+            t3 = time.perf_counter()
+            ws, check = exact_correction(ws, likelihood, settings.num_exact, settings.workers, settings.progress)
+            check.update(seconds=time.perf_counter() - t3, fiducial_log_likelihood=centre_logl)
+            record["relative_binning"] = dict(fast.to_dict(), **check)
+            evaluations += check["num_exact"]
+            logger.info("refinement: exact likelihood for the %d samples carrying %.4g %% of the weight; "
+                        "relative binning differed by <= %.3g (weighted RMS %.2g)", check["num_exact"],
+                        100 * check["weight_fraction_exact"], check["max_abs_delta_log_likelihood"] or 0.0,
+                        check["rms_delta_log_likelihood"] or 0.0)
+            if (check["max_abs_delta_log_likelihood"] or 0.0) > BINNING_WARN_DELTA:
+                logger.warning("refinement: relative binning is off by up to %.2g in log L; rerun with "
+                               "--no-relative-binning to check", check["max_abs_delta_log_likelihood"])
+    finally:
+        if binned:
+            fast.close()
     stats = weight_statistics(ws.log_weights)
-    stages.append({"stage": "importance_sampling", "num_samples": settings.num_samples,
-                   "proposal": proposal.density.to_dict(), "efficiency": stats["sample_efficiency"],
-                   "n_eff": stats["n_eff"], "log_evidence": stats["log_evidence"],
-                   "fit_seconds": t2 - t1, "seconds": time.perf_counter() - t1})
+    record.update(efficiency=stats["sample_efficiency"], n_eff=stats["n_eff"], log_evidence=stats["log_evidence"],
+                  seconds=time.perf_counter() - t1)
+    stages.append(record)
     logger.info("refinement: importance sampling of the fitted proposal: efficiency %.3g %% (n_eff %.1f), log Z %.3f",
                 100 * stats["sample_efficiency"], stats["n_eff"], stats["log_evidence"])
-    return RefineOutput(ws, proposal, stages, smc.num_likelihood_evaluations + settings.num_samples)
+    return RefineOutput(ws, proposal, stages, evaluations)

@@ -14,7 +14,8 @@ particle by ``mcmc_steps`` Metropolis-Hastings steps in the unbounded coordinate
 :class:`~dingo_gw.inference.proposal_coordinates.ProposalCoordinates`, alternating independent
 proposals from a Gaussian mixture fitted to the particles (large jumps between modes and along
 curved ridges) and random-walk steps with the particles' covariance, scaled towards an acceptance
-rate of 0.25. The product of the mean incremental weights is
+rate of 0.25; ``final_mcmc_steps`` more steps at β = 1 let the population spread into the
+posterior's tails. The product of the mean incremental weights is
 an estimate of the evidence (logged as a cross-check, not used as the result).
 
 Particles concentrate where the posterior is, which is all :mod:`~dingo_gw.inference.refine`
@@ -32,8 +33,9 @@ import numpy as np
 from scipy.special import logsumexp
 
 from dingo_gw.errors import DataError
-from dingo_gw.inference.importance_sampling import evaluate_weights, prior_support
+from dingo_gw.inference.importance_sampling import complete_samples, evaluate_weights, prior_support
 from dingo_gw.inference.mixture import GaussianMixture
+from dingo_gw.inference.phase_recovery import rotation_model_holds
 
 #: Components of the Gaussian mixture fitted to the particles for independent Metropolis-Hastings moves.
 MAX_COMPONENTS = 8
@@ -48,27 +50,33 @@ class SMCSettings:
     target_ess: float = 0.5
     max_stages: int = 100
     max_seconds: float = float("inf")
+    #: Extra Metropolis-Hastings steps at β = 1, so that the particles spread into the posterior's tails
+    #: (a few steps per stage leave the population narrower than the posterior).
+    final_mcmc_steps: int = 0
 
 
 @dataclass
 class SMCOutput:
     """Equally weighted particles at the last β (physical samples, dict of arrays), that β, the
-    evidence estimate (product of the mean incremental weights), a record per stage and the
-    number of likelihood evaluations."""
+    evidence estimate (product of the mean incremental weights), a record per stage, the
+    number of likelihood evaluations and the particles' log π + log L_φ."""
 
     samples: dict
     beta: float
     log_evidence: float
     stages: list = field(default_factory=list)
     num_likelihood_evaluations: int = 0
+    log_target: np.ndarray | None = None  # log π + log L_φ of each particle
 
 
 class MarginalPosterior:
     """log π(θ) + log L_φ(θ) of physical samples (dict of arrays); -inf outside the prior's support."""
 
-    def __init__(self, prior, likelihood, rng: np.random.Generator, workers: int = 1):
+    def __init__(self, prior, likelihood, rng: np.random.Generator, workers: int = 1, chunk_size: int = 256):
         self.prior, self.likelihood, self.rng, self.workers = prior, likelihood, rng, workers
+        self.chunk_size = chunk_size
         self.evaluations = 0
+        self.exact_rotation = None  # phase recovery's rotation model, checked on the first call
 
     def __call__(self, samples: dict) -> np.ndarray:
         n = len(next(iter(samples.values())))
@@ -77,8 +85,11 @@ class MarginalPosterior:
         if not inside.any():
             return out
         sub = {k: np.asarray(v, dtype=float)[inside] for k, v in samples.items()}
+        if self.exact_rotation is None:
+            full, _ = complete_samples(sub, self.prior)
+            self.exact_rotation = rotation_model_holds(self.likelihood, full, self.rng, self.workers)
         ws = evaluate_weights(sub, np.zeros(int(inside.sum())), self.prior, self.likelihood, self.rng,
-                              workers=self.workers)
+                              workers=self.workers, chunk_size=self.chunk_size, exact_rotation=self.exact_rotation)
         self.evaluations += int(inside.sum())
         with np.errstate(invalid="ignore"):
             value = ws.log_prior + ws.log_likelihood - ws.log_proposal  # log_proposal = log q(φ | θ)
@@ -184,4 +195,9 @@ def tempered_smc(base, target: MarginalPosterior, settings: SMCSettings, rng: np
                     s, beta, accepted["independent"], accepted["random_walk"], np.max(ell))
         if beta >= 1.0 or time.perf_counter() - t_start > settings.max_seconds:
             break
-    return SMCOutput(x, beta, log_z, stages, target.evaluations)
+    if beta >= 1.0 and settings.final_mcmc_steps > 0:
+        scale, accepted = _move(u, x, log_det, log_g, ell, beta, scale, settings.final_mcmc_steps, coords, mix, target,
+                                rng)
+        stages.append({"stage": "final_moves", "beta": beta, "accepted_moves": accepted, "scale": scale,
+                       "max_log_target": float(np.max(ell)), "seconds": time.perf_counter() - t_start})
+    return SMCOutput(x, beta, log_z, stages, target.evaluations, ell)

@@ -151,6 +151,7 @@ class Service:
             num_samples=a.num_samples, seed=a.seed, gibbs_iterations=a.gibbs_iterations, gibbs_chains=a.gibbs_chains,
             workers=a.workers, glitch=a.glitch, threads=a.threads, corner=a.corner, progress=False,
             refine=a.refine, refine_efficiency=a.refine_efficiency, refine_particles=a.refine_particles,
+            refine_samples=a.refine_samples, relative_binning=a.relative_binning,
         )
         out = analyze(settings, network=warm.network, generator=warm.generator)
         files, timings = dict(out.files), dict(out.timings)

@@ -15,6 +15,7 @@ _EXPORTS = {
     "load_bank": "bank", "merge_banks": "bank",
     "BankConfig": "config", "SVDSettings": "config", "WaveformSettings": "config",
     "WAVEFORM_PARAMETERS": "generator", "WaveformFailedError": "generator", "WaveformGenerator": "generator",
+    "SequenceWaveformGenerator": "generator",
     "fd_approximants": "generator", "lal_parameters": "generator",
     "SVDBasis": "svd", "fit_svd": "svd", "mismatch": "svd",
 }

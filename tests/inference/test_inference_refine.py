@@ -94,6 +94,7 @@ def test_bounded_density_is_a_normalised_density_of_the_physical_parameters():
     prior = _gw_prior()
     coords = ProposalCoordinates(prior, KEYS, ["H1", "L1"], TRIGGER)
     rng = np.random.default_rng(2)
+    bilby.core.utils.random.seed(2)  # prior.sample draws from bilby's generator
     q = fit_mixture(prior.sample(3000), coords, None, rng)
     lo = np.array([20.0, 0.35, 0.3, -0.08, 0.5, -1.0])
     hi = np.array([50.0, 0.9, 2.8, 0.08, 5.5, 1.0])
@@ -105,8 +106,11 @@ def test_bounded_density_is_a_normalised_density_of_the_physical_parameters():
     fraction = np.mean(np.all((y > lo) & (y < hi), axis=-1))
     assert 0.1 < fraction < 0.9
     assert abs(integral - fraction) < 4 * math.hypot(err, math.sqrt(fraction * (1 - fraction) / len(y)))
-    diff = np.abs(q.log_prob({k: v[:1000] for k, v in draws.items()}) - log_q[:1000])
-    assert np.median(diff) < 1e-8 and diff.max() < 1e-2  # round-off only (logit saturation in the far tails)
+    first = {k: v[:1000] for k, v in draws.items()}
+    diff = np.abs(q.log_prob(first) - log_q[:1000])
+    u, _ = coords.to_unbounded(first)
+    moderate = np.all(np.abs(u) < 10, axis=1)  # beyond, expit loses digits in float64 (far tails, weight ~0)
+    assert moderate.mean() > 0.9 and np.all(diff[moderate] < 1e-6)
 
 
 def test_flow_density_learns_a_curved_density_and_is_normalised():
@@ -154,8 +158,9 @@ def test_tempered_smc_reaches_an_analytic_posterior():
     rng = np.random.default_rng(4)
     base = BoundedDensity(coords, GaussianMixture.fit(coords.to_unbounded(prior.sample(2000))[0], rng,
                                                       max_components=1))  # the prior: 20-50x broader
-    out = tempered_smc(base, target, SMCSettings(num_particles=2000, mcmc_steps=6), rng)
-    assert out.beta == 1.0 and len(out.stages) > 2
+    out = tempered_smc(base, target, SMCSettings(num_particles=2000, mcmc_steps=6, final_mcmc_steps=6), rng)
+    assert out.beta == 1.0 and len(out.stages) > 2 and out.stages[-1]["stage"] == "final_moves"
+    assert np.all(np.isfinite(out.log_target)) and len(out.log_target) == 2000
     x = np.stack([out.samples[k] for k in keys], axis=-1)
     sd = np.sqrt(np.diag(cov))
     np.testing.assert_allclose(x.mean(axis=0), mean, atol=0.1 * sd.max())
@@ -163,3 +168,4 @@ def test_tempered_smc_reaches_an_analytic_posterior():
     assert np.corrcoef(x[:, 0], x[:, 1])[0, 1] == pytest.approx(0.8, abs=0.08)
     assert out.log_evidence == pytest.approx(-5.0, abs=0.3)
     assert out.num_likelihood_evaluations == target.evaluations
+
