@@ -150,9 +150,13 @@ class Result:
             f"log evidence {self.log_evidence:.3f} ± {self.log_evidence_err:.3f}, log noise evidence "
             f"{self.log_noise_evidence:.3f}, log Bayes factor {self.log_bayes_factor:.3f}"
         )
+        k_hat = self.meta_data.get("pareto_k")
+        tail = "" if k_hat is None or not np.isfinite(k_hat) else (
+            f", Pareto k {k_hat:.2f}" + (" (> 0.7: heavy-tailed weights, n_eff and evidence unreliable)"
+                                          if k_hat > 0.7 else ""))
         lines.append(
             f"{self.num_samples} proposal samples, n_eff {self.n_eff:.1f}, sample efficiency "
-            f"{100 * self.sample_efficiency:.2f} %"
+            f"{100 * self.sample_efficiency:.2f} %{tail}"
         )
         refinement = self.meta_data.get("refinement") or {}
         net = refinement.get("network_proposal") or {}

@@ -142,6 +142,28 @@ def weight_statistics(log_weights: np.ndarray) -> dict[str, float]:
     return {"log_evidence": log_z, "log_evidence_err": err, "n_eff": n_eff, "sample_efficiency": eff}
 
 
+#: Pareto k̂ above which importance-sampling estimates are unreliable (Vehtari et al. 2024, PSIS).
+PARETO_K_RELIABLE = 0.7
+
+
+def pareto_k(log_weights: np.ndarray) -> float:
+    """Shape k̂ of a generalised Pareto fitted (maximum likelihood) to the largest M = min(N/5, 3√N)
+    weights, above the (M+1)-th largest: the tail index of the weight distribution (Vehtari et al.,
+    "Pareto smoothed importance sampling", JMLR 2024). k̂ < 0.5: weights of finite variance; k̂ > 0.7:
+    n_eff, the evidence and its error are unreliable, whatever n_eff says. NaN for < 20 finite weights."""
+    from scipy.stats import genpareto
+
+    lw = np.sort(np.asarray(log_weights, dtype=float)[np.isfinite(log_weights)])
+    m = int(min(0.2 * len(lw), 3 * np.sqrt(len(lw))))
+    if m < 5:
+        return float("nan")
+    tail = np.exp(lw[-m:] - lw[-1]) - np.exp(lw[-m - 1] - lw[-1])
+    if not np.any(tail > 0):
+        return float("nan")
+    k, _, _ = genpareto.fit(tail, floc=0)
+    return float(k)
+
+
 def resample_indices(log_weights: np.ndarray, num_samples: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``num_samples`` unweighted samples, drawn with replacement with probability ∝ weight."""
     lw = np.asarray(log_weights, dtype=float)
@@ -420,9 +442,11 @@ def finalize(
     failed_l = int(np.isnan(weighted.log_likelihood).sum())
     if failed_l:
         logger.warning("importance sampling: %d samples with a failed waveform get weight zero", failed_l)
+    k_hat = pareto_k(lw)
     meta = {
         "sample_efficiency": stats["sample_efficiency"],
         "n_eff": stats["n_eff"],
+        "pareto_k": k_hat,
         "num_proposal_samples": len(weighted),
         "num_failed_likelihood": failed_l,
         "seed": int(seed),
@@ -439,6 +463,10 @@ def finalize(
         )
         logger.warning("importance sampling: failed proposal: %s", reason)
     else:
+        if k_hat > PARETO_K_RELIABLE:
+            logger.warning("importance sampling: the weights are heavy-tailed (Pareto k = %.2f > %.1f): n_eff, the "
+                           "evidence and its error are unreliable; the proposal misses part of the posterior",
+                           k_hat, PARETO_K_RELIABLE)
         num = int(round(stats["n_eff"])) if num_posterior_samples is None else int(num_posterior_samples)
         idx = resample_indices(lw, num, np.random.default_rng([seed, 0, 1]))
         posterior = {k: v[idx] for k, v in samples.items()}

@@ -8,7 +8,7 @@ from scipy.special import logsumexp
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError
-from dingo_gw.inference.importance_sampling import importance_sample, weight_statistics
+from dingo_gw.inference.importance_sampling import importance_sample, pareto_k, weight_statistics
 from dingo_gw.inference.likelihood import GaussianLikelihood
 from dingo_gw.inference.phase_recovery import (
     _rotation_is_exact,
@@ -163,6 +163,16 @@ def test_weight_statistics_by_hand():
     eps = s["sample_efficiency"]
     assert eps == pytest.approx(16 / 6 / 4)
     assert s["log_evidence_err"] == pytest.approx(np.sqrt((1 - eps) / (4 * eps)))
+
+
+@pytest.mark.parametrize("alpha", [1.25, 2.0, 4.0])
+def test_pareto_k_recovers_the_tail_index_of_the_weights(alpha):
+    """Weights with a Pareto tail of index α have k = 1/α; bounded weights have k < 0."""
+    rng = np.random.default_rng(int(10 * alpha))
+    w = 1.0 + rng.pareto(alpha, 100000)
+    assert pareto_k(np.log(w)) == pytest.approx(1 / alpha, abs=0.07)
+    assert pareto_k(np.log(rng.uniform(0.5, 1.0, 100000))) < 0
+    assert np.isnan(pareto_k(np.array([0.0, -1.0, -np.inf])))
 
 
 def test_bad_samples_are_clear_errors():
