@@ -683,7 +683,6 @@ def importance_sample_proposal(proposal: ProposalSamples, prior, likelihood, see
     meta["num_outside_prior"] = int(np.count_nonzero(~support))
     if n_acc == n:
         return result
-    rej = ~acc
     trigger = float(getattr(likelihood, "trigger_time", 0.0))
     samples = {}
     for k, v in result.samples.items():
