@@ -146,22 +146,7 @@ class GaussianLikelihood:
 
         Waveforms are generated in chunks of ``chunk_size`` with ``workers`` processes.
         """
-        params = _as_arrays(params)
-        n = _num_samples(params)
-        out = np.empty(n)
-        starts = range(0, n, chunk_size)
-        if progress:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc="likelihood", unit="chunk", total=len(starts))
-        for i0 in starts:
-            chunk = {k: v[i0 : i0 + chunk_size] for k, v in params.items()}
-            hp, hc, failed = self.polarizations(chunk, workers=workers)
-            dh, hh = self.overlaps(chunk, hp, hc)
-            logl = -0.5 * self._dd + dh.real - 0.5 * hh
-            logl[failed | ~np.isfinite(logl)] = np.nan
-            out[i0 : i0 + chunk_size] = logl
-        return out
+        return chunked_log_likelihood(self, params, workers, chunk_size, progress)
 
     def _time_shift(self, dt: np.ndarray) -> np.ndarray:
         """exp(-2πi f dt) on the band frequencies, shape (len(dt), n_band); dt in seconds.
@@ -216,6 +201,29 @@ class GaussianLikelihood:
             dh += f_plus[:, i] * np.einsum("ij,ij,j->i", h_plus, shift, dcw)
             dh += f_cross[:, i] * np.einsum("ij,ij,j->i", h_cross, shift, dcw)
         return dh, hh
+
+
+def chunked_log_likelihood(likelihood, params: Mapping[str, np.ndarray], workers: int = 1, chunk_size: int = 256,
+                           progress: bool = False) -> np.ndarray:
+    """log L = log_noise_evidence + Re(d|h) - <h, h>/2 for n samples (dict of arrays), in chunks of
+    ``chunk_size``, from ``likelihood.polarizations`` and ``likelihood.overlaps``; NaN where the waveform
+    failed."""
+    params = _as_arrays(params)
+    n = _num_samples(params)
+    out = np.empty(n)
+    starts = range(0, n, chunk_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="likelihood", unit="chunk", total=len(starts))
+    for i0 in starts:
+        chunk = {k: v[i0 : i0 + chunk_size] for k, v in params.items()}
+        hp, hc, failed = likelihood.polarizations(chunk, workers=workers)
+        dh, hh = likelihood.overlaps(chunk, hp, hc)
+        logl = likelihood.log_noise_evidence() + dh.real - 0.5 * hh
+        logl[failed | ~np.isfinite(logl)] = np.nan
+        out[i0 : i0 + chunk_size] = logl
+    return out
 
 
 _SHIFT_BLOCK = 256

@@ -33,7 +33,7 @@ from typing import Mapping
 import numpy as np
 
 from dingo_gw.errors import DataError
-from dingo_gw.inference.likelihood import EXTRINSIC_KEYS, GaussianLikelihood, _as_arrays, _num_samples
+from dingo_gw.inference.likelihood import EXTRINSIC_KEYS, GaussianLikelihood, _as_arrays, chunked_log_likelihood
 from dingo_gw.waveforms.generator import SequenceWaveformGenerator
 
 #: Default phase step per bin (radians): ~120 bins for 20-512 Hz, |Δ log L| <~ 0.04 over the GW150914 posterior.
@@ -176,14 +176,4 @@ class RelativeBinningLikelihood:
     def log_likelihood(self, params: Mapping[str, np.ndarray], workers: int = 1, chunk_size: int = 1024,
                        progress: bool = False) -> np.ndarray:
         """Relative-binning log L for n samples (dict of arrays); NaN where the waveform failed."""
-        params = _as_arrays(params)
-        n = _num_samples(params)
-        out = np.empty(n)
-        for i0 in range(0, n, chunk_size):
-            chunk = {k: v[i0:i0 + chunk_size] for k, v in params.items()}
-            hp, hc, failed = self.polarizations(chunk, workers=workers)
-            dh, hh = self.overlaps(chunk, hp, hc)
-            logl = self.exact.log_noise_evidence() + dh.real - 0.5 * hh
-            logl[failed | ~np.isfinite(logl)] = np.nan
-            out[i0:i0 + chunk_size] = logl
-        return out
+        return chunked_log_likelihood(self, params, workers, chunk_size, progress)

@@ -254,20 +254,12 @@ class WaveformGenerator:
 
         Raises RuntimeError/ValueError if LAL fails or returns non-finite strain.
         """
-        import lal
         import lalsimulation as lalsim
 
-        lal_dict = self._lal_state()
-        mass_1, mass_2, distance, a_1, a_2, tilt_1, tilt_2, phi_12, phi_jl, theta_jn, phase = p
-        m1 = mass_1 * lal.MSUN_SI
-        m2 = mass_2 * lal.MSUN_SI
-        iota, s1x, s1y, s1z, s2x, s2y, s2z = _lal_spins(
-            theta_jn, phi_jl, tilt_1, tilt_2, phi_12, a_1, a_2, m1, m2, self.f_ref, phase
-        )
+        m1, m2, spins, distance, iota, phase = _si_arguments(p, self.f_ref)
         hp, hc = lalsim.SimInspiralChooseFDWaveform(
-            m1, m2, s1x, s1y, s1z, s2x, s2y, s2z, distance * 1e6 * lal.PC_SI,
-            iota, phase, 0.0, 0.0, 0.0, self.domain.delta_f, self.f_start, self.domain.f_max,
-            self.f_ref, lal_dict, self._approximant_id,
+            m1, m2, *spins, distance, iota, phase, 0.0, 0.0, 0.0, self.domain.delta_f, self.f_start,
+            self.domain.f_max, self.f_ref, self._lal_state(), self._approximant_id,
         )
         # LAL may pad to a power of two beyond f_max: keep bins min_index .. len(domain) - 1
         lo, n = self.domain.min_index, min(len(out_plus), hp.data.length)
@@ -275,8 +267,7 @@ class WaveformGenerator:
             out[:lo] = 0
             out[lo:n] = h.data.data[lo:n]
             out[n:] = 0
-        if not (np.isfinite(out_plus.sum()) and np.isfinite(out_cross.sum())):
-            raise ValueError("LALSimulation returned non-finite strain")
+        _check_finite(out_plus, out_cross)
 
     def _generate_block(self, lp: Mapping[str, np.ndarray], dtype, out=None) -> BlockResult:
         """Waveforms of a block of converted parameters, into new arrays or ``out = (h_plus, h_cross)``."""
@@ -525,24 +516,33 @@ class SequenceWaveformGenerator(WaveformGenerator):
         import lal
         import lalsimulation as lalsim
 
-        lal_dict = self._lal_state()
         if self._sequence is None:
             self._sequence = lal.CreateREAL8Vector(len(self.frequencies))
             self._sequence.data = self.frequencies
-        mass_1, mass_2, distance, a_1, a_2, tilt_1, tilt_2, phi_12, phi_jl, theta_jn, phase = p
-        m1 = mass_1 * lal.MSUN_SI
-        m2 = mass_2 * lal.MSUN_SI
-        iota, s1x, s1y, s1z, s2x, s2y, s2z = _lal_spins(
-            theta_jn, phi_jl, tilt_1, tilt_2, phi_12, a_1, a_2, m1, m2, self.f_ref, phase
-        )
+        m1, m2, spins, distance, iota, phase = _si_arguments(p, self.f_ref)
         hp, hc = lalsim.SimInspiralChooseFDWaveformSequence(
-            phase, m1, m2, s1x, s1y, s1z, s2x, s2y, s2z, self.f_ref, distance * 1e6 * lal.PC_SI, iota,
-            lal_dict, self._approximant_id, self._sequence,
+            phase, m1, m2, *spins, self.f_ref, distance, iota, self._lal_state(), self._approximant_id,
+            self._sequence,
         )
         out_plus[:] = hp.data.data
         out_cross[:] = hc.data.data
-        if not (np.isfinite(out_plus.sum()) and np.isfinite(out_cross.sum())):
-            raise ValueError("LALSimulation returned non-finite strain")
+        _check_finite(out_plus, out_cross)
+
+
+def _si_arguments(p: Sequence[float], f_ref: float):
+    """(m1, m2 [kg], (s1x, s1y, s1z, s2x, s2y, s2z), distance [m], iota, phase) for LALSimulation from one row
+    of arguments in the order of WAVEFORM_PARAMETERS."""
+    import lal
+
+    mass_1, mass_2, distance, a_1, a_2, tilt_1, tilt_2, phi_12, phi_jl, theta_jn, phase = p
+    m1, m2 = mass_1 * lal.MSUN_SI, mass_2 * lal.MSUN_SI
+    iota, *spins = _lal_spins(theta_jn, phi_jl, tilt_1, tilt_2, phi_12, a_1, a_2, m1, m2, f_ref, phase)
+    return m1, m2, tuple(spins), distance * 1e6 * lal.PC_SI, iota, phase
+
+
+def _check_finite(out_plus: np.ndarray, out_cross: np.ndarray) -> None:
+    if not (np.isfinite(out_plus.sum()) and np.isfinite(out_cross.sum())):
+        raise ValueError("LALSimulation returned non-finite strain")
 
 
 def _lal_spins(theta_jn, phi_jl, tilt_1, tilt_2, phi_12, a_1, a_2, mass_1_si, mass_2_si, f_ref, phase):

@@ -57,6 +57,16 @@ def bilby_setup(seed, window_factor=1.0):
     return domain, data, psds, bilby_like, start
 
 
+def bilby_log_likelihoods(bilby_like, params):
+    """bilby's log L of each sample (dict of arrays, geocent_time relative to TRIGGER)."""
+    out = []
+    for i in range(len(params["geocent_time"])):
+        p = {k: float(v[i]) for k, v in params.items()}
+        p["geocent_time"] += TRIGGER
+        out.append(bilby_like.log_likelihood(p))
+    return np.array(out)
+
+
 def parameter_sets(n, seed):
     """Points around the injection (log L ratio from large to strongly negative), all H1/L1 sky."""
     rng = np.random.default_rng(seed)
@@ -86,12 +96,7 @@ def test_log_likelihood_equals_bilby(monkeypatch, window_factor):
     like = GaussianLikelihood(data, psds, domain, gen, trigger_time=TRIGGER, time_origin=start)
     params = parameter_sets(10, seed=2)
     ours = like.log_likelihood(params)
-    ref = []
-    for i in range(10):
-        p = {k: float(v[i]) for k, v in params.items()}
-        p["geocent_time"] += TRIGGER
-        ref.append(bilby_like.log_likelihood(p))
-    ref = np.array(ref)
+    ref = bilby_log_likelihoods(bilby_like, params)
     assert np.isclose(like.log_noise_evidence(), bilby_like.noise_log_likelihood(), rtol=0, atol=1e-6)
     # the parameter sets span log L ratios from about +180 (SNR ~ 19) to -700
     assert np.ptp(ref) > 500

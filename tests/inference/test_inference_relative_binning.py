@@ -14,7 +14,7 @@ from dingo_gw.inference.refine import exact_correction
 from dingo_gw.inference.relative_binning import RelativeBinningLikelihood, bin_edges
 from dingo_gw.waveforms.generator import SequenceWaveformGenerator, WaveformGenerator
 
-from test_inference_likelihood import F_REF, INJECTION, TRIGGER, bilby_setup
+from test_inference_likelihood import F_REF, INJECTION, TRIGGER, bilby_log_likelihoods, bilby_setup
 
 logging.getLogger("bilby").setLevel(logging.WARNING)
 
@@ -65,12 +65,7 @@ def test_relative_binning_matches_bilby_near_the_posterior():
     try:
         params = posterior_like_points(12, seed=4)
         ours = rb.log_likelihood(params)
-        ref = []
-        for i in range(12):
-            p = {k: float(v[i]) for k, v in params.items()}
-            p["geocent_time"] += TRIGGER
-            ref.append(bilby_like.log_likelihood(p))
-        ref = np.array(ref)
+        ref = bilby_log_likelihoods(bilby_like, params)
         assert 5 < np.ptp(ref) < 100, np.ptp(ref)  # the points span a posterior's range of log L
         assert np.all(np.abs(ours - ref) < 0.05)
         assert rb.num_nodes < len(domain) / 10
