@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-relative-binning", dest="relative_binning", action="store_false",
                    help="refine with the exact likelihood throughout (~5x slower) instead of relative binning "
                         "with exact weights for the samples of largest weight")
+    p.add_argument("--no-distance-marginalization", dest="distance_marginalization", action="store_false",
+                   help="refine the distance with the other parameters instead of drawing it from its conditional "
+                        "posterior given them (distance marginalisation, the default)")
     p.add_argument("--no-corner", action="store_true", help="do not draw the corner plot")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     parts = p.add_argument_group("importance sampling in parallel jobs (docs/cluster.md)")
@@ -127,7 +130,7 @@ def main(argv=None) -> int:
         is_parts=args.is_parts, save_proposal_only=args.is_parts is not None,
         refine=args.refine, refine_efficiency=args.refine_efficiency,
         refine_particles=args.refine_particles, refine_samples=args.refine_samples,
-        relative_binning=args.relative_binning,
+        relative_binning=args.relative_binning, distance_marginalization=args.distance_marginalization,
     )
     out = analyze(settings)
     if out.result is None:  # --is-parts: the part jobs come next

@@ -50,6 +50,7 @@ from dingo_gw.io.checksum import sha256_file  # noqa: F401 (re-exported for call
 from dingo_gw.domain import FrequencyDomain, tukey_window_factor
 from dingo_gw.errors import ConfigError, DataError, DomainMismatchError, FileFormatError
 from dingo_gw.events import Event, get_event
+from dingo_gw.inference.distance_recovery import DISTANCE_KEY
 from dingo_gw.inference.gnpe_sampler import (
     DEFAULT_BATCH_SIZE, DEFAULT_GIBBS_ITERATIONS, DEFAULT_TIME_SPREAD, DirectSampler, GNPESampler, ProposalSamples,
 )
@@ -136,6 +137,7 @@ class AnalysisSettings:
     refine_particles: int = 2000
     refine_samples: int = 100000
     relative_binning: bool = True
+    distance_marginalization: bool = True
 
     def check(self) -> None:
         given = [x for x in ("event", "injection") if getattr(self, x) is not None]
@@ -759,8 +761,11 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
 
     trigger = float(getattr(likelihood, "trigger_time", 0.0))
     usable = np.asarray(proposal.accepted, dtype=bool) & prior_support(proposal.samples, prior)
-    initial = proposal.subset(usable)
-    keys = [k for k in proposal.samples if k in prior and k != "phase"
+    # the phase, and with distance marginalisation the distance, are recovered (drawn from their conditional
+    # posterior) rather than refined
+    recovered = ("phase", DISTANCE_KEY) if settings.distance_marginalization else ("phase",)
+    initial = {k: v for k, v in proposal.subset(usable).items() if k not in recovered}
+    keys = [k for k in proposal.samples if k in prior and k not in recovered
             and not isinstance(prior[k], (bilby.core.prior.DeltaFunction, bilby.core.prior.Constraint))]
     coords = ProposalCoordinates(prior, keys, list(likelihood.detectors), trigger)
     network_stage = {k: result.meta_data.get(k) for k in ("n_eff", "sample_efficiency", "num_proposal_samples",
@@ -795,8 +800,10 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
         "status": "done",
         "method": "tempered SMC from the network samples, then importance sampling of a neural spline flow + "
                   "Student-t mixture fitted to the particles"
-                  + (" (relative-binning likelihood; exact for the samples of largest weight)" if fiducial else ""),
-        "network_proposal": network_stage, "stages": out.stages,
+                  + (" (relative-binning likelihood; exact for the samples of largest weight)" if fiducial else "")
+                  + ("; distance and phase drawn from their conditional posterior (marginalised)"
+                     if DISTANCE_KEY in recovered else "; phase drawn from its conditional posterior"),
+        "recovered_parameters": list(recovered), "network_proposal": network_stage, "stages": out.stages,
         "num_likelihood_evaluations": int(out.num_likelihood_evaluations + (network_stage["num_proposal_samples"] or 0)),
         "final_proposal": out.proposal.to_dict(),
     }

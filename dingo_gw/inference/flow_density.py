@@ -11,11 +11,23 @@ quality, so importance weights against it are exact.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from dingo_gw.errors import DataError
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch threads (e.g. all cores while no waveform process is busy)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class FlowDensity:

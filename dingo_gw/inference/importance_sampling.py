@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from dingo_gw.errors import ConfigError, DataError, FileFormatError
+from dingo_gw.inference.distance_recovery import DISTANCE_KEY, DistanceRecovery
 from dingo_gw.io.atomic import atomic_write
 from dingo_gw.results import STATUS_FAILED, Result, effective_sample_size
 
@@ -229,8 +230,8 @@ def complete_samples(samples: Mapping[str, np.ndarray], prior) -> tuple[dict[str
     """Check proposal samples against the prior; add its fixed values; list parameters to recover.
 
     Returns (samples with DeltaFunction parameters filled in, parameters to recover). Only the
-    phase can be recovered; any other sampled prior parameter missing from the samples, or a
-    sample parameter without a prior, is an error.
+    phase, and the luminosity distance together with it, can be recovered; any other sampled prior
+    parameter missing from the samples, or a sample parameter without a prior, is an error.
     """
     import bilby
 
@@ -244,10 +245,11 @@ def complete_samples(samples: Mapping[str, np.ndarray], prior) -> tuple[dict[str
     if unknown:
         raise ConfigError(f"importance sampling: sample parameters {unknown} have no prior")
     recover = [k for k in sampled if k not in out]
-    if [k for k in recover if k != "phase"]:
+    recoverable = ("phase", DISTANCE_KEY) if "phase" in recover else ("phase",)
+    if [k for k in recover if k not in recoverable]:
         raise DataError(
-            f"importance sampling: proposal samples lack {[k for k in recover if k != 'phase']}, which are "
-            "not fixed by the prior and cannot be recovered (only the phase can)"
+            f"importance sampling: proposal samples lack {[k for k in recover if k not in recoverable]}, which "
+            "are not fixed by the prior and cannot be recovered (only the phase, and the distance with it, can)"
         )
     if recover:
         p = prior["phase"]
@@ -255,6 +257,11 @@ def complete_samples(samples: Mapping[str, np.ndarray], prior) -> tuple[dict[str
         if lo is None or hi is None or lo < 0 or hi > 2 * np.pi + 1e-12:
             raise ConfigError("importance sampling: the phase prior must lie within [0, 2π] to recover the phase")
     return out, recover
+
+
+def distance_recovery(prior, recover: Sequence[str]) -> DistanceRecovery | None:
+    """The :class:`DistanceRecovery` for the prior's distance when it is among the ``recover`` parameters."""
+    return DistanceRecovery(prior[DISTANCE_KEY]) if DISTANCE_KEY in recover else None
 
 
 def check_proposal(samples: Mapping[str, np.ndarray], log_prob: np.ndarray) -> str:
@@ -292,12 +299,12 @@ def evaluate_weights(
     if recover:
         from dingo_gw.inference.phase_recovery import recover_phase
 
-        phase, log_q_phase, logl = recover_phase(
+        recovered, log_q_recovered, logl = recover_phase(
             likelihood, full, rng, workers=workers, chunk_size=chunk_size, progress=progress,
-            exact_rotation=exact_rotation,
+            exact_rotation=exact_rotation, distance=distance_recovery(prior, recover),
         )
-        full["phase"] = phase
-        log_q = log_q + log_q_phase
+        full.update(recovered)
+        log_q = log_q + log_q_recovered
     else:
         logl = likelihood.log_likelihood(full, workers=workers, chunk_size=chunk_size, progress=progress)
     return WeightedSamples(full, np.asarray(logl, dtype=float), log_prior(prior, full), log_q)

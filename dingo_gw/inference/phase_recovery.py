@@ -30,6 +30,8 @@ from typing import Mapping
 import numpy as np
 from scipy.special import i0e
 
+from dingo_gw.inference.distance_recovery import DISTANCE_KEY, DistanceRecovery, with_reference_distance
+
 logger = logging.getLogger(__name__)
 
 #: Approximants whose FD polarisations satisfy h(φ) = h(0) exp(2iφ) exactly in bilby's conventions.
@@ -62,8 +64,14 @@ def recover_phase(
     chunk_size: int = 256,
     progress: bool = False,
     exact_rotation: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw a phase per sample; return (phase, log q(phase | θ), exact log L at (θ, phase)).
+    distance: "DistanceRecovery | None" = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Draw a phase per sample; return ({"phase": φ}, log q(φ | θ), exact log L at (θ, φ)).
+
+    With ``distance`` (a :class:`~dingo_gw.inference.distance_recovery.DistanceRecovery`), ``params``
+    lack the luminosity distance too: it is drawn first from its conditional posterior with the phase
+    marginalised, then the phase given it; the dict then also holds ``luminosity_distance`` (Mpc) and
+    log q is log q(d_L | θ) + log q(φ | θ, d_L).
 
     ``likelihood`` is a :class:`~dingo_gw.inference.likelihood.GaussianLikelihood`. ``params``
     holds every parameter but the phase. ``exact_rotation``: True uses the rotated waveform's
@@ -75,12 +83,13 @@ def recover_phase(
     """
     params = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in params.items() if k != "phase"}
     n = len(next(iter(params.values())))
+    params = with_reference_distance(params, distance)
     if exact_rotation is None:
         exact_rotation = rotation_model_holds(likelihood, params, rng, workers)
         logger.info(
             "phase recovery: %s", "rotated waveforms are exact" if exact_rotation else "exact waveform at the drawn phase"
         )
-    phase, log_q, logl = np.empty(n), np.empty(n), np.empty(n)
+    phase, log_q, logl, dist = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     starts = range(0, n, chunk_size)
     if progress:
         from tqdm import tqdm
@@ -89,9 +98,12 @@ def recover_phase(
     for i0 in starts:
         sl = slice(i0, min(i0 + chunk_size, n))
         chunk = {k: v[sl] for k, v in params.items()}
-        ph, lq, ll = _recover_chunk(likelihood, chunk, rng, workers, exact_rotation)
-        phase[sl], log_q[sl], logl[sl] = ph, lq, ll
-    return phase, log_q, logl
+        ph, lq, ll, d = _recover_chunk(likelihood, chunk, rng, workers, exact_rotation, distance)
+        phase[sl], log_q[sl], logl[sl], dist[sl] = ph, lq, ll, d
+    recovered = {"phase": phase}
+    if distance is not None:
+        recovered[DISTANCE_KEY] = dist
+    return recovered, log_q, logl
 
 
 def rotation_model_holds(likelihood, params: Mapping[str, np.ndarray], rng: np.random.Generator,
@@ -104,33 +116,41 @@ def rotation_model_holds(likelihood, params: Mapping[str, np.ndarray], rng: np.r
 
 
 def _reference_overlaps(likelihood, chunk, workers):
-    """(κ, α, log L model offset, failed) from the waveform at φ = 0."""
+    """(κ, α, ρ² = <h, h>, failed) from the waveform at φ = 0."""
     ref = dict(chunk, phase=np.zeros(len(next(iter(chunk.values())))))
     hp, hc, failed = likelihood.polarizations(ref, workers=workers)
     dh, hh = likelihood.overlaps(ref, hp, hc)
     bad = failed | ~np.isfinite(dh) | ~np.isfinite(hh)
     dh, hh = np.where(bad, 0.0, dh), np.where(bad, 0.0, hh)
-    return np.abs(dh), np.angle(dh), likelihood.log_noise_evidence() - 0.5 * hh, bad
+    return np.abs(dh), np.angle(dh), hh, bad
 
 
-def _recover_chunk(likelihood, chunk, rng, workers, exact_rotation):
-    kappa, alpha, offset, failed = _reference_overlaps(likelihood, chunk, workers)
+def _recover_chunk(likelihood, chunk, rng, workers, exact_rotation, distance):
+    kappa, alpha, rho2, failed = _reference_overlaps(likelihood, chunk, workers)
+    log_q = np.zeros(len(kappa))
+    if distance is not None:  # h ∝ 1/d_L: overlaps at d_L = d_ref / r are κ r and ρ² r²
+        d, log_q = distance.draw(kappa, rho2, rng)
+        r = distance.d_ref / d
+        kappa, rho2 = kappa * r, rho2 * r**2
+        chunk = dict(chunk, **{DISTANCE_KEY: d})
+    offset = likelihood.log_noise_evidence() - 0.5 * rho2
     phase = draw_von_mises_phase(kappa, alpha, rng)
-    log_q = von_mises_phase_log_density(phase, kappa, alpha)
+    log_q = log_q + von_mises_phase_log_density(phase, kappa, alpha)
     if exact_rotation:
         logl = offset + kappa * np.cos(2 * phase + alpha)
         logl[failed] = np.nan
     else:
         logl = likelihood.log_likelihood(dict(chunk, phase=phase), workers=workers, chunk_size=len(phase))
         logl[failed] = np.nan
-    return phase, log_q, logl
+    return phase, log_q, logl, chunk.get(DISTANCE_KEY, np.full(len(phase), np.nan))
 
 
 def _rotation_is_exact(likelihood, params, rng, workers) -> bool:
     """Compare rotated and exact log L at random phases for the first few samples."""
     m = min(ROTATION_CHECK_SAMPLES, len(next(iter(params.values()))))
     chunk = {k: v[:m] for k, v in params.items()}
-    kappa, alpha, offset, failed = _reference_overlaps(likelihood, chunk, workers)
+    kappa, alpha, rho2, failed = _reference_overlaps(likelihood, chunk, workers)
+    offset = likelihood.log_noise_evidence() - 0.5 * rho2
     # a separate stream, so the check does not change the phases drawn for the samples
     phase = np.random.default_rng(rng.integers(2**63)).uniform(0, 2 * np.pi, m)
     rotated = offset + kappa * np.cos(2 * phase + alpha)

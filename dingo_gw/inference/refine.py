@@ -17,6 +17,12 @@ in three steps:
    mixture (widened: 10 % of its mass has covariances × 4), draw ``num_samples`` fresh samples from
    it, recover the phase and importance-sample: weights π L / (q(θ) q(φ | θ)).
 
+When ``coords`` leave out the luminosity distance (analyze's default), steps 2–3 work on the other
+parameters with the distance marginalised too: it is drawn with the phase from its conditional
+posterior (:mod:`~dingo_gw.inference.distance_recovery`), and the weights are π L / (q(θ) q(d_L, φ | θ)).
+The fitted densities then need not follow the distance–inclination degeneracy (on GW150914: n_eff
+4–20 times larger).
+
 Given a ``fiducial`` point (the network sample of largest likelihood), steps 2 and 3 evaluate the
 likelihood by relative binning (:mod:`~dingo_gw.inference.relative_binning`, ~5x cheaper per
 evaluation, |Δ log L| ~ 0.01 near the posterior), re-centred on the best SMC particle before step 3;
@@ -43,7 +49,7 @@ from dingo_gw.errors import DataError
 from dingo_gw.inference.importance_sampling import (
     WeightedSamples, evaluate_weights, prior_support, weight_statistics,
 )
-from dingo_gw.inference.flow_density import FlowDensity
+from dingo_gw.inference.flow_density import FlowDensity, torch_threads
 from dingo_gw.inference.mixture import DensitySum, GaussianMixture
 from dingo_gw.inference.proposal_coordinates import ProposalCoordinates
 from dingo_gw.inference.relative_binning import DEFAULT_EPSILON, RelativeBinningLikelihood
@@ -183,7 +189,8 @@ def draw_and_weigh(proposal: BoundedDensity, n: int, prior, likelihood, rng: np.
     """Draw n samples from ``proposal`` and compute log L, log π, log q (with the recovered phase's
     log q(φ | θ)). Samples outside the prior's support (constraints) keep log π = -inf (weight zero)
     without a likelihood evaluation, so that n_eff and the evidence count every draw."""
-    samples, log_q = proposal.sample(n, rng)
+    with torch_threads(workers):  # the waveform processes are idle meanwhile
+        samples, log_q = proposal.sample(n, rng)
     inside = prior_support(samples, prior)
     if not inside.any():
         raise DataError("refinement: no draw of the fitted proposal lies inside the prior")
@@ -290,7 +297,8 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
             centre, centre_logl = fiducial_from_particles(smc, prior, likelihood, np.random.default_rng(
                 [settings.seed, 23, 3]), settings.workers)
             fast = fast.recentred(centre)
-        proposal = fit_proposal(smc.samples, coords, None, rng, seed=settings.seed)
+        with torch_threads(settings.workers):
+            proposal = fit_proposal(smc.samples, coords, None, rng, seed=settings.seed)
         t2 = time.perf_counter()
         ws = draw_and_weigh(proposal, settings.num_samples, prior, fast, rng, settings.workers, settings.progress,
                             chunk_size=chunk)

@@ -5,10 +5,11 @@ path of targets
 
     p_β(θ) ∝ q_0(θ)^(1-β) [π(θ) L_φ(θ)]^β,    0 = β_0 < β_1 < ... < β_S = 1,
 
-where L_φ is the likelihood with the phase marginalised (uniform phase prior). With a phase
+where L_φ is the likelihood with the phase marginalised (uniform phase prior), and also the
+distance when θ lacks it (:mod:`~dingo_gw.inference.distance_recovery`). With a phase
 recovered by :mod:`~dingo_gw.inference.phase_recovery`, π(θ, φ) L(θ, φ) / q(φ | θ) = π(θ) L_φ(θ)
-exactly for approximants obeying the rotation model (an unbiased estimate otherwise), so each
-evaluation costs one waveform. Each stage picks β_{s+1} so that the effective sample size of the
+exactly for approximants obeying the rotation model (an unbiased estimate otherwise; with the
+distance, up to its interpolation error ≲ 0.01), so each evaluation costs one waveform. Each stage picks β_{s+1} so that the effective sample size of the
 incremental weights stays at ``target_ess`` N (bisection), resamples (systematic) and moves every
 particle by ``mcmc_steps`` Metropolis-Hastings steps in the unbounded coordinates of
 :class:`~dingo_gw.inference.proposal_coordinates.ProposalCoordinates`, alternating independent
@@ -33,7 +34,10 @@ import numpy as np
 from scipy.special import logsumexp
 
 from dingo_gw.errors import DataError
-from dingo_gw.inference.importance_sampling import complete_samples, evaluate_weights, prior_support
+from dingo_gw.inference.distance_recovery import with_reference_distance
+from dingo_gw.inference.importance_sampling import (
+    complete_samples, distance_recovery, evaluate_weights, prior_support,
+)
 from dingo_gw.inference.mixture import GaussianMixture
 from dingo_gw.inference.phase_recovery import rotation_model_holds
 
@@ -86,7 +90,8 @@ class MarginalPosterior:
             return out
         sub = {k: np.asarray(v, dtype=float)[inside] for k, v in samples.items()}
         if self.exact_rotation is None:
-            full, _ = complete_samples(sub, self.prior)
+            full, recover = complete_samples(sub, self.prior)
+            full = with_reference_distance(full, distance_recovery(self.prior, recover))
             self.exact_rotation = rotation_model_holds(self.likelihood, full, self.rng, self.workers)
         ws = evaluate_weights(sub, np.zeros(int(inside.sum())), self.prior, self.likelihood, self.rng,
                               workers=self.workers, chunk_size=self.chunk_size, exact_rotation=self.exact_rotation)
@@ -130,8 +135,10 @@ def _move(u, x, log_det, log_g, ell, beta, scale, steps, coords, mix, target, rn
     Returns (random-walk scale, accepted fraction per kind)."""
     n, dim = u.shape
     fitted = None
-    try:
-        fitted = GaussianMixture.fit(u, rng, max_components=MAX_COMPONENTS).widened(0.1, 2.0)
+    try:  # resampled particles repeat: fit the distinct ones, weighted by their counts (half the cost)
+        distinct, counts = np.unique(u, axis=0, return_counts=True)
+        fitted = GaussianMixture.fit(distinct, rng, max_components=MAX_COMPONENTS,
+                                     sample_weights=counts).widened(0.1, 2.0)
     except DataError:
         pass
     accepted = {"independent": 0.0, "random_walk": 0.0}

@@ -44,6 +44,7 @@ class AnalysisConfig(ConfigModel):
     refine_particles: int = Field(default=2000, ge=100)
     refine_samples: int = Field(default=100000, ge=1000)
     relative_binning: bool = True
+    distance_marginalization: bool = True
     seed: int = 0
     corner: bool = True
     skymap: bool = True

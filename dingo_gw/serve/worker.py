@@ -152,6 +152,7 @@ class Service:
             workers=a.workers, glitch=a.glitch, threads=a.threads, corner=a.corner, progress=False,
             refine=a.refine, refine_efficiency=a.refine_efficiency, refine_particles=a.refine_particles,
             refine_samples=a.refine_samples, relative_binning=a.relative_binning,
+            distance_marginalization=a.distance_marginalization,
         )
         out = analyze(settings, network=warm.network, generator=warm.generator)
         files, timings = dict(out.files), dict(out.timings)

@@ -240,6 +240,9 @@ def test_refinement_matches_the_grid_posterior(networks, tmp_path):
     assert [s["stage"] for s in info["stages"]] == ["smc", "importance_sampling"] and info["stages"][0]["beta"] == 1.0
     assert r.meta_data["sample_efficiency"] > info["network_proposal"]["sample_efficiency"]
     assert "refinement" in r.meta_data["timings"]
+    # distance marginalisation: the fitted proposal leaves the distance out, it is drawn given the rest
+    assert info["recovered_parameters"] == ["phase", "luminosity_distance"]
+    assert "luminosity_distance" not in info["final_proposal"]["coordinates"]["keys"]
     _assert_matches_grid(r, grid)
 
 
