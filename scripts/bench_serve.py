@@ -35,7 +35,8 @@ PSD = {"H1": "psd/lfi-gw_GW150914/PSD_H1.txt", "L1": "psd/lfi-gw_GW150914/PSD_L1
 def cold_run(args, outdir: Path) -> float:
     cmd = [sys.executable, "-m", "dingo_gw.cli.analyze", "--gps", str(GPS), "--network", str(args.network),
            "--outdir", str(outdir), "--label", "cold", "--num-samples", str(args.num_samples),
-           "--workers", str(args.workers), "--refine", args.refine, "--no-progress"] + ([] if args.corner else ["--no-corner"])
+           "--workers", str(args.workers), "--refine", args.refine, "--refine-particles", str(args.refine_particles),
+           "--no-progress"] + ([] if args.corner else ["--no-corner"])
     for det in ("H1", "L1"):
         cmd += ["--strain", f"{det}={ROOT / 'data' / STRAIN[det]}", "--psd", f"{det}={ROOT / 'data' / PSD[det]}"]
     t0 = time.perf_counter()
@@ -52,7 +53,7 @@ def start_service(folder: Path, args) -> tuple[subprocess.Popen, str]:
         "port": 0, "state_dir": "state", "results_dir": "results", "data_dirs": [str(ROOT / "data")],
         "networks": [{"name": "bench", "path": str(args.network)}],
         "analysis": {"num_samples": args.num_samples, "workers": args.workers, "corner": args.corner,
-                     "refine": args.refine},
+                     "refine": args.refine, "refine_particles": args.refine_particles},
     }))
     log = open(folder / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "dingo_gw.cli.serve", "--config", str(config)],
@@ -92,6 +93,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="sequential alerts for the median latency")
     p.add_argument("--burst", type=int, default=10, help="alerts posted at once for the throughput")
+    p.add_argument("--refine-particles", type=int, default=2000,
+                   help="SMC particles of the refinement (default 2000, as configs/serve.yaml)")
     p.add_argument("--corner", action="store_true", help="draw corner plots (off by default, as in alerts)")
     p.add_argument("--refine", choices=("auto", "never"), default="auto",
                    help="refinement of weak network proposals (as dingo_analyze --refine; default auto)")

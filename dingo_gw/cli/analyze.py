@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "likelihood: SMC, then importance sampling of a fitted proposal (default auto; docs/analyze.md)")
     p.add_argument("--refine-efficiency", type=float, default=0.1,
                    help="sample efficiency a proposal must reach without refinement (default 0.1)")
-    p.add_argument("--refine-particles", type=int, default=2000,
-                   help="SMC particles of the refinement (default 2000; cost ~ particles)")
+    p.add_argument("--refine-particles", type=int, default=4000,
+                   help="SMC particles of the refinement (default 4000; cost ~ particles)")
     p.add_argument("--refine-samples", type=int, default=100000,
                    help="importance samples drawn from the refined proposal (default 100000)")
     p.add_argument("--no-relative-binning", dest="relative_binning", action="store_false",

@@ -134,7 +134,7 @@ class AnalysisSettings:
     save_proposal_only: bool = False
     refine: str = "auto"
     refine_efficiency: float = DEFAULT_TARGET_EFFICIENCY
-    refine_particles: int = 2000
+    refine_particles: int = 4000
     refine_samples: int = 100000
     relative_binning: bool = True
     distance_marginalization: bool = True

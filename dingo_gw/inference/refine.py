@@ -90,7 +90,7 @@ class RefineSettings:
     the likelihood of steps 2–3 (used only when :func:`refine` gets a fiducial point)."""
 
     num_samples: int = 100000
-    num_particles: int = 2000
+    num_particles: int = 4000
     mcmc_steps: int = 6
     final_mcmc_steps: int = 30
     max_stages: int = 100
