@@ -50,7 +50,7 @@ from dingo_gw.io.checksum import sha256_file  # noqa: F401 (re-exported for call
 from dingo_gw.domain import FrequencyDomain, tukey_window_factor
 from dingo_gw.errors import ConfigError, DataError, DomainMismatchError, FileFormatError
 from dingo_gw.events import Event, get_event
-from dingo_gw.inference.distance_recovery import DISTANCE_KEY
+from dingo_gw.inference.distance_recovery import DISTANCE_KEY, distance_recoverable
 from dingo_gw.inference.gnpe_sampler import (
     DEFAULT_BATCH_SIZE, DEFAULT_GIBBS_ITERATIONS, DEFAULT_TIME_SPREAD, DirectSampler, GNPESampler, ProposalSamples,
 )
@@ -763,7 +763,8 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
     usable = np.asarray(proposal.accepted, dtype=bool) & prior_support(proposal.samples, prior)
     # the phase, and with distance marginalisation the distance, are recovered (drawn from their conditional
     # posterior) rather than refined
-    recovered = ("phase", DISTANCE_KEY) if settings.distance_marginalization else ("phase",)
+    recovered = ("phase", DISTANCE_KEY) if settings.distance_marginalization and distance_recoverable(prior) else (
+        "phase",)
     initial = {k: v for k, v in proposal.subset(usable).items() if k not in recovered}
     keys = [k for k in proposal.samples if k in prior and k not in recovered
             and not isinstance(prior[k], (bilby.core.prior.DeltaFunction, bilby.core.prior.Constraint))]

@@ -131,6 +131,17 @@ def _exponential_quantile(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.clip(t, 0.0, 1.0)
 
 
+def distance_recoverable(prior) -> bool:
+    """True when ``prior`` (bilby PriorDict) samples the distance on a finite range with minimum > 0."""
+    import bilby
+
+    p = prior.get(DISTANCE_KEY) if hasattr(prior, "get") else None
+    if p is None or isinstance(p, (bilby.core.prior.DeltaFunction, bilby.core.prior.Constraint)):
+        return False
+    lo, hi = getattr(p, "minimum", None), getattr(p, "maximum", None)
+    return lo is not None and hi is not None and 0 < lo < hi < np.inf
+
+
 def with_reference_distance(params: dict, recovery: DistanceRecovery | None) -> dict:
     """``params`` (dict of arrays) with luminosity_distance = d_ref when it is to be recovered."""
     if recovery is None:

@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.special import i0e, logsumexp
 
 from dingo_gw.errors import DataError
-from dingo_gw.inference.distance_recovery import DistanceRecovery
+from dingo_gw.inference.distance_recovery import DistanceRecovery, distance_recoverable
 from dingo_gw.inference.importance_sampling import complete_samples, evaluate_weights
 from dingo_gw.inference.likelihood import GaussianLikelihood
 from dingo_gw.inference.phase_recovery import recover_phase
@@ -125,3 +125,13 @@ def test_importance_sampling_recovers_the_distance_when_the_proposal_lacks_it(gw
     with_phase = dict(theta, phase=np.full(4, 1.0))
     with pytest.raises(DataError, match="luminosity_distance"):
         complete_samples(with_phase, prior)
+
+
+def test_only_a_sampled_positive_finite_distance_prior_is_marginalised():
+    prior = bilby.gw.prior.BBHPriorDict()
+    prior["luminosity_distance"] = distance_prior()
+    assert distance_recoverable(prior)
+    prior["luminosity_distance"] = bilby.core.prior.Uniform(0.0, 2000.0, name="luminosity_distance")
+    assert not distance_recoverable(prior)
+    prior["luminosity_distance"] = bilby.core.prior.DeltaFunction(400.0, name="luminosity_distance")
+    assert not distance_recoverable(prior)
