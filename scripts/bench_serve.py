@@ -36,6 +36,7 @@ def cold_run(args, outdir: Path) -> float:
     cmd = [sys.executable, "-m", "dingo_gw.cli.analyze", "--gps", str(GPS), "--network", str(args.network),
            "--outdir", str(outdir), "--label", "cold", "--num-samples", str(args.num_samples),
            "--workers", str(args.workers), "--refine", args.refine, "--refine-particles", str(args.refine_particles),
+           "--refine-samples", str(args.refine_samples),
            "--no-progress"] + ([] if args.corner else ["--no-corner"])
     for det in ("H1", "L1"):
         cmd += ["--strain", f"{det}={ROOT / 'data' / STRAIN[det]}", "--psd", f"{det}={ROOT / 'data' / PSD[det]}"]
@@ -53,7 +54,8 @@ def start_service(folder: Path, args) -> tuple[subprocess.Popen, str]:
         "port": 0, "state_dir": "state", "results_dir": "results", "data_dirs": [str(ROOT / "data")],
         "networks": [{"name": "bench", "path": str(args.network)}],
         "analysis": {"num_samples": args.num_samples, "workers": args.workers, "corner": args.corner,
-                     "refine": args.refine, "refine_particles": args.refine_particles},
+                     "refine": args.refine, "refine_particles": args.refine_particles,
+                     "refine_samples": args.refine_samples},
     }))
     log = open(folder / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "dingo_gw.cli.serve", "--config", str(config)],
@@ -89,10 +91,12 @@ def post_and_wait(client, alert_ids: list[str]) -> tuple[dict[str, float], dict[
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--network", default=str(ROOT / "data" / "networks" / "default" / "network.pt"))
-    p.add_argument("--num-samples", type=int, default=20000)
+    p.add_argument("--num-samples", type=int, default=10000, help="network samples (default 10000, as configs/serve.yaml)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="sequential alerts for the median latency")
     p.add_argument("--burst", type=int, default=10, help="alerts posted at once for the throughput")
+    p.add_argument("--refine-samples", type=int, default=100000,
+                   help="importance samples of the refined proposal (default 100000, as configs/serve.yaml)")
     p.add_argument("--refine-particles", type=int, default=2000,
                    help="SMC particles of the refinement (default 2000, as configs/serve.yaml)")
     p.add_argument("--corner", action="store_true", help="draw corner plots (off by default, as in alerts)")

@@ -32,7 +32,7 @@ class NetworkEntry(ConfigModel):
 class AnalysisConfig(ConfigModel):
     """Settings of every analysis (see dingo_gw.inference.analyze.AnalysisSettings)."""
 
-    num_samples: int = Field(default=20000, ge=1)
+    num_samples: int = Field(default=10000, ge=1)
     gibbs_iterations: int = Field(default=30, ge=1)
     gibbs_chains: int | None = Field(default=None, ge=1)
     workers: int = Field(default=2, ge=1)
