@@ -51,6 +51,7 @@ from dingo_gw.domain import FrequencyDomain, tukey_window_factor
 from dingo_gw.errors import ConfigError, DataError, DomainMismatchError, FileFormatError
 from dingo_gw.events import Event, get_event
 from dingo_gw.inference.distance_recovery import DISTANCE_KEY, distance_recoverable
+from dingo_gw.inference.flow_density import torch_threads
 from dingo_gw.inference.gnpe_sampler import (
     DEFAULT_BATCH_SIZE, DEFAULT_GIBBS_ITERATIONS, DEFAULT_TIME_SPREAD, DirectSampler, GNPESampler, ProposalSamples,
 )
@@ -905,13 +906,8 @@ def analyze(settings: AnalysisSettings, network: AnalysisNetwork | None = None,
     (:func:`network_generator`) whose worker pool is kept open across calls (not closed here).
     """
     settings.check()
-    previous_threads = torch.get_num_threads()
-    if settings.threads is not None:
-        torch.set_num_threads(int(settings.threads))
-    try:
+    with torch_threads(settings.threads):
         return _analyze(settings, network, generator)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def network_generator(network: AnalysisNetwork):

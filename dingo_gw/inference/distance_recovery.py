@@ -23,7 +23,7 @@ Distances are in Mpc; log densities are per Mpc.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import i0e
+from scipy.special import i0e, logsumexp
 
 from dingo_gw.errors import ConfigError
 
@@ -43,11 +43,11 @@ class DistanceRecovery:
     """
 
     def __init__(self, prior, num_nodes: int = NUM_NODES, width: float = WINDOW_WIDTH):
-        lo, hi = getattr(prior, "minimum", None), getattr(prior, "maximum", None)
-        if lo is None or hi is None or not (0 < lo < hi < np.inf):
+        if not _positive_finite_range(prior):
             raise ConfigError("distance recovery: the luminosity_distance prior needs a finite range with minimum > 0")
+        lo, hi = float(prior.minimum), float(prior.maximum)
         self.prior, self.num_nodes, self.width = prior, int(num_nodes), float(width)
-        self.d_ref = float(lo)
+        self.d_ref = lo
         # r strictly inside the prior's closed interval, where its density is positive
         self.r_min, self.r_max = (lo / hi) * (1 + 1e-12), 1.0 - 1e-12
 
@@ -76,18 +76,15 @@ class DistanceRecovery:
         r = lo[:, None] + (hi - lo)[:, None] * t[None, :]
         x = kappa[:, None] * r
         log_g = self._log_prior_r(r) - 0.5 * rho2[:, None] * r**2 + np.log(i0e(x)) + x
-        top = np.max(np.where(np.isfinite(log_g), log_g, -np.inf), axis=1, keepdims=True)
         log_g = np.where(np.isfinite(log_g), log_g, -np.inf)
-        return r, np.maximum(log_g, top - LOG_FLOOR)
+        return r, np.maximum(log_g, log_g.max(axis=1, keepdims=True) - LOG_FLOOR)
 
     def _cells(self, kappa, rho2):
         r, log_g = self.nodes(kappa, rho2)
         step = r[:, 1:] - r[:, :-1]
         rise = log_g[:, 1:] - log_g[:, :-1]  # change of the log density across each cell
         log_mass = log_g[:, :-1] + np.log(step) + _log_expm1_ratio(rise)
-        top = np.max(log_mass, axis=1, keepdims=True)
-        log_z = top[:, 0] + np.log(np.sum(np.exp(log_mass - top), axis=1))
-        return r, log_g, step, rise, log_mass, log_z
+        return r, log_g, step, rise, log_mass, logsumexp(log_mass, axis=1)
 
     def log_marginal(self, kappa: np.ndarray, rho2: np.ndarray) -> np.ndarray:
         """log ∫ π_r(r) L_φ(r) dr - log N (the interpolated integral; for checks)."""
@@ -131,15 +128,18 @@ def _exponential_quantile(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.clip(t, 0.0, 1.0)
 
 
+def _positive_finite_range(p) -> bool:
+    lo, hi = getattr(p, "minimum", None), getattr(p, "maximum", None)
+    return lo is not None and hi is not None and 0 < lo < hi < np.inf
+
+
 def distance_recoverable(prior) -> bool:
     """True when ``prior`` (bilby PriorDict) samples the distance on a finite range with minimum > 0."""
     import bilby
 
     p = prior.get(DISTANCE_KEY) if hasattr(prior, "get") else None
-    if p is None or isinstance(p, (bilby.core.prior.DeltaFunction, bilby.core.prior.Constraint)):
-        return False
-    lo, hi = getattr(p, "minimum", None), getattr(p, "maximum", None)
-    return lo is not None and hi is not None and 0 < lo < hi < np.inf
+    return not isinstance(p, (type(None), bilby.core.prior.DeltaFunction, bilby.core.prior.Constraint)) and (
+        _positive_finite_range(p))
 
 
 def with_reference_distance(params: dict, recovery: DistanceRecovery | None) -> dict:

@@ -20,10 +20,12 @@ from dingo_gw.errors import DataError
 
 
 @contextmanager
-def torch_threads(n: int):
-    """Run the block with ``n`` torch threads (e.g. all cores while no waveform process is busy)."""
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads (e.g. all cores while no waveform process is busy); None:
+    leave the number as it is."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
+    if n is not None:
+        torch.set_num_threads(max(1, int(n)))
     try:
         yield
     finally:

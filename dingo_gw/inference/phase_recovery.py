@@ -89,7 +89,8 @@ def recover_phase(
         logger.info(
             "phase recovery: %s", "rotated waveforms are exact" if exact_rotation else "exact waveform at the drawn phase"
         )
-    phase, log_q, logl, dist = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    phase, log_q, logl = np.empty(n), np.empty(n), np.empty(n)
+    dist = None if distance is None else np.empty(n)
     starts = range(0, n, chunk_size)
     if progress:
         from tqdm import tqdm
@@ -99,11 +100,10 @@ def recover_phase(
         sl = slice(i0, min(i0 + chunk_size, n))
         chunk = {k: v[sl] for k, v in params.items()}
         ph, lq, ll, d = _recover_chunk(likelihood, chunk, rng, workers, exact_rotation, distance)
-        phase[sl], log_q[sl], logl[sl], dist[sl] = ph, lq, ll, d
-    recovered = {"phase": phase}
-    if distance is not None:
-        recovered[DISTANCE_KEY] = dist
-    return recovered, log_q, logl
+        phase[sl], log_q[sl], logl[sl] = ph, lq, ll
+        if dist is not None:
+            dist[sl] = d
+    return ({"phase": phase} if dist is None else {"phase": phase, DISTANCE_KEY: dist}), log_q, logl
 
 
 def rotation_model_holds(likelihood, params: Mapping[str, np.ndarray], rng: np.random.Generator,
@@ -142,7 +142,7 @@ def _recover_chunk(likelihood, chunk, rng, workers, exact_rotation, distance):
     else:
         logl = likelihood.log_likelihood(dict(chunk, phase=phase), workers=workers, chunk_size=len(phase))
         logl[failed] = np.nan
-    return phase, log_q, logl, chunk.get(DISTANCE_KEY, np.full(len(phase), np.nan))
+    return phase, log_q, logl, None if distance is None else chunk[DISTANCE_KEY]
 
 
 def _rotation_is_exact(likelihood, params, rng, workers) -> bool:
