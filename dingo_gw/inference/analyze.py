@@ -136,7 +136,7 @@ class AnalysisSettings:
     refine: str = "auto"
     refine_efficiency: float = DEFAULT_TARGET_EFFICIENCY
     refine_particles: int = 4000
-    refine_samples: int = 100000
+    refine_samples: int = 200000
     relative_binning: bool = True
     distance_marginalization: bool = True
 
@@ -756,7 +756,7 @@ def needs_refinement(result: Result, target_efficiency: float) -> bool:
 def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, settings: AnalysisSettings) -> Result:
     """Refine the network proposal with the likelihood (:mod:`dingo_gw.inference.refine`: SMC from a
     mixture fitted to the network samples, then importance sampling of a flow + Student-t mixture
-    fitted to the particles). The returned Result is that importance sampling, with the network
+    fitted to the particles, with correction kernels). The returned Result is that importance sampling, with the network
     proposal's statistics and each step recorded in ``meta_data["refinement"]``."""
     import bilby
 
@@ -801,7 +801,7 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
     refined.meta_data["refinement"] = {
         "status": "done",
         "method": "tempered SMC from the network samples, then importance sampling of a neural spline flow + "
-                  "Student-t mixture fitted to the particles"
+                  "Student-t mixture fitted to the particles, with correction kernels where they fall short"
                   + (" (relative-binning likelihood; exact for the samples of largest weight)" if fiducial else "")
                   + ("; distance and phase drawn from their conditional posterior (marginalised)"
                      if DISTANCE_KEY in recovered else "; phase drawn from its conditional posterior"),
@@ -885,6 +885,41 @@ def _step(timings: dict, name: str):
         yield
     finally:
         timings[name] = time.perf_counter() - t0
+
+
+class _HeldWarnings(logging.Filter):
+    """Keeps the WARNING records of the loggers it is attached to, logged as INFO meanwhile."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING:
+            self.records.append(logging.makeLogRecord(record.__dict__))
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+@contextlib.contextmanager
+def _hold_warnings(enabled: bool, *names: str):
+    """Within the block, log the WARNINGs of the loggers ``names`` as INFO and collect them (list of
+    records; :func:`_release_warnings` logs them as WARNINGs after all). The network proposal's warnings
+    (failed proposal, heavy tails) are held while a refinement may still follow and replace its result."""
+    held = _HeldWarnings()
+    loggers = [logging.getLogger(n) for n in names] if enabled else []
+    for lg in loggers:
+        lg.addFilter(held)
+    try:
+        yield held.records
+    finally:
+        for lg in loggers:
+            lg.removeFilter(held)
+
+
+def _release_warnings(records: Sequence[logging.LogRecord]) -> None:
+    for record in records:
+        logging.getLogger(record.name).handle(record)
 
 
 def default_label(settings: AnalysisSettings, event: Event | None, gps: float) -> str:
@@ -977,7 +1012,9 @@ def _analyze(settings: AnalysisSettings, network: AnalysisNetwork | None = None,
                                  meta, injection_params, timings)
             return AnalysisOutput(None, proposal, {"proposal": path}, timings, label, event_data)
 
-        with _step(timings, "importance_sampling"):
+        refine_auto = settings.refine == "auto"
+        with _step(timings, "importance_sampling"), _hold_warnings(
+                refine_auto, logger.name, "dingo_gw.inference.importance_sampling") as held:
             likelihood = GaussianLikelihood(event_data.strain, event_data.psds, event_data.domain, generator,
                                             event_data.trigger_time, time_origin=event_data.segment_start)
             checkpoints = outdir / f".{label}.checkpoints"
@@ -987,9 +1024,11 @@ def _analyze(settings: AnalysisSettings, network: AnalysisNetwork | None = None,
                 num_parts=settings.is_parts or max(1, math.ceil(proposal.num_accepted / IS_PART_SIZE)),
                 progress=settings.progress, num_posterior_samples=settings.num_posterior_samples,
             )
-        if settings.refine == "auto" and needs_refinement(result, settings.refine_efficiency):
+        if refine_auto and needs_refinement(result, settings.refine_efficiency):
             with _step(timings, "refinement"):
                 result = refine_result(result, proposal, network.prior, likelihood, settings)
+        if result.meta_data.get("refinement", {}).get("status") != "done":
+            _release_warnings(held)  # the network proposal's result stands, and so do its warnings
     finally:
         if own_generator:
             generator.close()

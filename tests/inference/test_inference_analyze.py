@@ -146,7 +146,28 @@ def test_event_analysis_writes_files_and_is_reproducible(networks, tmp_path, cap
     assert meta["window"]["window_factor"] == pytest.approx(1 - 5 * 0.4 / 8, abs=1e-3)
 
 
-def test_failed_proposal_is_reported_not_as_a_posterior(networks, tmp_path, capsys):
+def test_network_warnings_are_held_until_the_network_result_stands(caplog):
+    """While a refinement may replace the network's result, its warnings are logged as INFO; released,
+    they are logged as WARNINGs after all."""
+    name = "dingo_gw.inference.importance_sampling"
+    with caplog.at_level(logging.INFO):
+        with analyze_module._hold_warnings(True, name) as held:
+            logging.getLogger(name).warning("failed proposal: n_eff = %d", 1)
+            logging.getLogger(name).info("an info line")
+        assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+            (logging.INFO, "failed proposal: n_eff = 1"), (logging.INFO, "an info line")]
+        assert [r.levelno for r in held] == [logging.WARNING]
+        caplog.clear()
+        analyze_module._release_warnings(held)
+        assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.WARNING, "failed proposal: n_eff = 1")]
+        caplog.clear()
+        with analyze_module._hold_warnings(False, name) as held:  # disabled: nothing held
+            logging.getLogger(name).warning("kept")
+        assert held == [] and [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert not logging.getLogger(name).filters  # the filter is removed
+
+
+def test_failed_proposal_is_reported_not_as_a_posterior(networks, tmp_path, capsys, caplog):
     inj = tmp_path / "loud.json"
     inj.write_text(json.dumps({"chirp_mass": 30.0, "mass_ratio": 0.8, **NO_SPIN, "theta_jn": 0.3, "phase": 1.0,
                                "luminosity_distance": 150.0, "geocent_time": 0.01, "ra": 1.0, "dec": 0.2,
@@ -162,6 +183,8 @@ def test_failed_proposal_is_reported_not_as_a_posterior(networks, tmp_path, caps
     assert report["status"] == "failed_proposal" and report["n_eff"] < 10
     assert "does not" in report["failure_reason"]  # "... does not cover the posterior / describe these data"
     assert "FAILED PROPOSAL" in capsys.readouterr().out
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and "failed proposal" in r.getMessage()]
+    assert warned  # no refinement replaced the network's result: its warning stands
 
 
 def _narrow_injection(networks, tmp_path, **kw):
