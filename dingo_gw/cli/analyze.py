@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample efficiency a proposal must reach without refinement (default 0.1)")
     p.add_argument("--refine-particles", type=int, default=4000,
                    help="SMC particles of the refinement (default 4000; cost ~ particles)")
-    p.add_argument("--refine-samples", type=int, default=100000,
-                   help="importance samples drawn from the refined proposal (default 100000)")
+    p.add_argument("--refine-samples", type=int, default=200000,
+                   help="importance samples drawn from the refined proposal (default 200000)")
     p.add_argument("--no-relative-binning", dest="relative_binning", action="store_false",
                    help="refine with the exact likelihood throughout (~5x slower) instead of relative binning "
                         "with exact weights for the samples of largest weight")

@@ -7,12 +7,12 @@ import bilby
 import numpy as np
 import pytest
 from scipy.special import logsumexp
-from scipy.stats import multivariate_t
+from scipy.stats import multivariate_normal, multivariate_t
 
 from dingo_gw.inference.flow_density import FlowDensity
-from dingo_gw.inference.mixture import DensitySum, GaussianMixture
+from dingo_gw.inference.mixture import DensitySum, GaussianMixture, KernelMixture
 from dingo_gw.inference.proposal_coordinates import ProposalCoordinates
-from dingo_gw.inference.refine import BoundedDensity, fit_mixture
+from dingo_gw.inference.refine import BoundedDensity, correction_kernels, fit_mixture
 from dingo_gw.inference.smc import SMCSettings, tempered_smc
 
 TRIGGER = 1126259462.4
@@ -127,6 +127,63 @@ def test_flow_density_learns_a_curved_density_and_is_normalised():
     draws = flow.sample(20000, rng)
     inside = np.mean(np.all((draws >= lo) & (draws <= hi), axis=1))
     assert abs(integral - inside) < 0.03
+
+
+def test_student_t_base_gives_the_flow_polynomial_tails_and_stays_normalised():
+    rng = np.random.default_rng(4)
+    x = rng.logistic(size=(3000, 2))  # exponential tails, like the logit of a flat posterior at an edge
+    heavy = FlowDensity.fit(x, seed=0, max_steps=600, base_dof=5.0)
+    normal = FlowDensity.fit(x, seed=0, max_steps=600)
+    assert heavy.info["base"] == "student_t(dof=5)" and normal.info["base"] == "normal"
+    far = np.array([[15.0, 0.0], [30.0, 0.0]])  # 8 and 16 standard deviations, outside the splines
+    assert np.diff(heavy.log_prob(far))[0] > -15.0  # ~ -6 log 2 for a Student-t(5) tail
+    assert np.diff(normal.log_prob(far))[0] < -50.0  # Gaussian: ~ -(16² - 8²)/2
+    lo, hi = np.array([-4.0, -4.0]), np.array([4.0, 4.0])
+    u = rng.uniform(lo, hi, size=(200000, 2))
+    integral = np.mean(np.exp(heavy.log_prob(u))) * np.prod(hi - lo)
+    draws = heavy.sample(40000, rng)
+    assert abs(integral - np.mean(np.all((draws >= lo) & (draws <= hi), axis=1))) < 0.02
+
+
+def test_kernel_mixture_is_a_normalised_gaussian_mixture():
+    rng = np.random.default_rng(5)
+    centres, w = rng.normal(size=(200, 3)) * [1.0, 2.0, 0.5], rng.random(200)
+    cov = np.array([[1.0, 0.3, 0.0], [0.3, 2.0, 0.1], [0.0, 0.1, 0.5]])
+    k = KernelMixture(centres, w, cov, 0.4, prune=1.0)
+    x = rng.normal(size=(40, 3)) * 2
+    ref = np.log(sum(wi / w.sum() * multivariate_normal(c, 0.16 * cov).pdf(x) for wi, c in zip(w, centres)))
+    np.testing.assert_allclose(k.log_prob(x), ref, rtol=1e-10, atol=1e-10)
+    draws = k.sample(200000, rng)
+    lo, hi = np.array([-1.0, -2.0, -0.5]), np.array([1.5, 2.0, 0.5])
+    u = rng.uniform(lo, hi, size=(400000, 3))
+    integral = np.mean(np.exp(k.log_prob(u))) * np.prod(hi - lo)
+    assert abs(integral - np.mean(np.all((draws >= lo) & (draws <= hi), axis=1))) < 0.01
+    pruned = KernelMixture(centres, w**8, cov, 0.4)  # uneven weights: few kernels carry 99.9 %
+    assert pruned.num_kernels < 200 and pruned.to_dict()["num_kernels"] == pruned.num_kernels
+    assert np.sort(w**8)[::-1][:pruned.num_kernels].sum() >= 0.999 * np.sum(w**8)
+    capped = KernelMixture(centres, w, cov, 0.4, max_kernels=10)
+    np.testing.assert_allclose(np.sort(capped.weights), np.sort(w)[-10:] / np.sort(w)[-10:].sum())
+
+
+def test_correction_kernels_sit_where_the_fit_falls_short_of_the_target():
+    """Posterior samples of N(0, 1) in two parameters against a fit 0.6 times as wide: the correction's
+    weight goes to the tails, which the fit misses."""
+    prior = bilby.core.prior.PriorDict({"a": bilby.core.prior.Uniform(-50.0, 50.0),
+                                        "b": bilby.core.prior.Uniform(-50.0, 50.0)})
+    coords = ProposalCoordinates(prior, ["a", "b"])
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4000, 2))
+    u, _ = coords.to_unbounded({"a": x[:, 0], "b": x[:, 1]})
+    narrow = GaussianMixture([1.0], [[0.0, 0.0]], [0.36 * np.eye(2)], shift=u.mean(axis=0), scale=u.std(axis=0))
+    kernels = correction_kernels({"a": x[:, 0], "b": x[:, 1]}, -0.5 * np.sum(x**2, axis=1), coords, narrow)
+    z = (kernels.centres - u.mean(axis=0)) / u.std(axis=0)
+    radius = np.sqrt(np.sum(kernels.weights * np.sum(z**2, axis=1)))  # weighted RMS, standardised units
+    assert radius > 2.5  # the samples' RMS radius is sqrt(2)
+    assert kernels.to_dict()["particle_ratio_n_eff"] < 100 and kernels.to_dict()["num_particles"] == 4000
+    # a fit as wide as the target: even weights
+    matched = GaussianMixture([1.0], [[0.0, 0.0]], [np.eye(2)], shift=u.mean(axis=0), scale=u.std(axis=0))
+    even = correction_kernels({"a": x[:, 0], "b": x[:, 1]}, -0.5 * np.sum(x**2, axis=1), coords, matched)
+    assert even.to_dict()["particle_ratio_n_eff"] > 3000
 
 
 class _GaussianInBox:
