@@ -446,7 +446,8 @@ def finalize(
     """Evidence, n_eff, failure check and unweighted resampling of (merged) weighted samples."""
     lw = weighted.log_weights
     stats = weight_statistics(lw)
-    failed_l = int(np.isnan(weighted.log_likelihood).sum())
+    # NaN log L inside the prior's support: a failed waveform (draws outside it are never evaluated)
+    failed_l = int(np.sum(np.isnan(weighted.log_likelihood) & ~np.isneginf(weighted.log_prior)))
     if failed_l:
         logger.warning("importance sampling: %d samples with a failed waveform get weight zero", failed_l)
     k_hat = pareto_k(lw)

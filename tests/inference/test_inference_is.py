@@ -8,7 +8,9 @@ from scipy.special import logsumexp
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError
-from dingo_gw.inference.importance_sampling import importance_sample, pareto_k, weight_statistics
+from dingo_gw.inference.importance_sampling import (
+    WeightedSamples, finalize, importance_sample, pareto_k, weight_statistics,
+)
 from dingo_gw.inference.likelihood import GaussianLikelihood
 from dingo_gw.inference.phase_recovery import (
     _rotation_is_exact,
@@ -414,3 +416,20 @@ def test_log_prior_is_bilbys_and_reproducible():
     inside = np.isfinite(a)
     assert 0 < inside.sum() < 50
     assert np.all(a[inside] > expected[inside])  # renormalised over the smaller allowed volume
+
+
+def test_only_draws_inside_the_prior_count_as_failed_waveforms(caplog):
+    """A NaN log L with log π = -inf is a draw outside the prior (never evaluated), not a failed waveform."""
+    rng = np.random.default_rng(9)
+    n = 200
+    logl = rng.normal(size=n)
+    logp = np.zeros(n)
+    logl[:3] = np.nan  # three draws outside the prior, not evaluated
+    logp[:3] = -np.inf
+    logl[3] = np.nan  # one failed waveform inside it
+    ws = WeightedSamples({"chirp_mass": rng.uniform(20, 40, n)}, logl, logp, np.zeros(n))
+    with caplog.at_level(logging.WARNING):
+        res = finalize(ws, -100.0, 0.0)
+    assert res.meta_data["num_failed_likelihood"] == 1
+    assert "1 samples with a failed waveform" in caplog.text
+    assert np.sum(np.isfinite(res.log_weights)) == n - 4
