@@ -91,7 +91,8 @@ def post_and_wait(client, alert_ids: list[str]) -> tuple[dict[str, float], dict[
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--network", default=str(ROOT / "data" / "networks" / "default" / "network.pt"))
-    p.add_argument("--num-samples", type=int, default=10000, help="network samples (default 10000, as configs/serve.yaml)")
+    p.add_argument("--num-samples", type=int, default=10000,
+                   help="network samples (default 10000, as configs/serve.yaml)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="sequential alerts for the median latency")
     p.add_argument("--burst", type=int, default=10, help="alerts posted at once for the throughput")

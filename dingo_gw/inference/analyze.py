@@ -756,8 +756,9 @@ def needs_refinement(result: Result, target_efficiency: float) -> bool:
 def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, settings: AnalysisSettings) -> Result:
     """Refine the network proposal with the likelihood (:mod:`dingo_gw.inference.refine`: SMC from a
     mixture fitted to the network samples, then importance sampling of a flow + Student-t mixture
-    fitted to the particles, with correction kernels). The returned Result is that importance sampling, with the network
-    proposal's statistics and each step recorded in ``meta_data["refinement"]``."""
+    fitted to the particles, with correction kernels). The returned Result is that importance
+    sampling, with the network proposal's statistics and each step recorded in
+    ``meta_data["refinement"]``."""
     import bilby
 
     trigger = float(getattr(likelihood, "trigger_time", 0.0))

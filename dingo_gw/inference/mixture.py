@@ -261,6 +261,7 @@ class KernelMixture:
         out = np.empty(len(y))
         for a in range(0, len(y), chunk):
             yb = y[a:a + chunk]
+            # log-sum-exp in place: one (chunk, K) buffer instead of scipy's temporaries (~3x faster here)
             s = yb @ self._p.T
             s += self._bias
             m = s.max(axis=1)

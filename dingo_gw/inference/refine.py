@@ -214,14 +214,14 @@ def fit_proposal(samples: Mapping[str, np.ndarray], coords: ProposalCoordinates,
     neural spline flow (Student-t base) + the rest widened Student-t mixture (the defensive part); with
     ``log_target`` (log π + log L at each sample; equally weighted posterior samples), CORRECTION_WEIGHT of
     the whole is :func:`correction_kernels`."""
+    if log_target is not None and log_weights is not None:
+        raise DataError("refinement: correction kernels need equally weighted samples")
     u, w = _unbounded_weighted(samples, coords, log_weights)
     mixture = _t_mixture(u, w, rng)
     flow = FlowDensity.fit(u, seed=seed, sample_weights=w, passes=FLOW_PASSES, base_dof=FLOW_BASE_DOF)
     fitted = DensitySum([FLOW_WEIGHT, 1 - FLOW_WEIGHT], [flow, mixture])
     if log_target is None:
         return BoundedDensity(coords, fitted)
-    if log_weights is not None:
-        raise DataError("refinement: correction kernels need equally weighted samples")
     kernels = correction_kernels(samples, log_target, coords, fitted)
     keep = 1 - CORRECTION_WEIGHT
     return BoundedDensity(coords, DensitySum([keep * FLOW_WEIGHT, keep * (1 - FLOW_WEIGHT), CORRECTION_WEIGHT],

@@ -9,8 +9,9 @@ where L_φ is the likelihood with the phase marginalised (uniform phase prior), 
 distance when θ lacks it (:mod:`~dingo_gw.inference.distance_recovery`). With a phase
 recovered by :mod:`~dingo_gw.inference.phase_recovery`, π(θ, φ) L(θ, φ) / q(φ | θ) = π(θ) L_φ(θ)
 exactly for approximants obeying the rotation model (an unbiased estimate otherwise; with the
-distance, up to its interpolation error ≲ 0.01), so each evaluation costs one waveform. Each stage picks β_{s+1} so that the effective sample size of the
-incremental weights stays at ``target_ess`` N (bisection), resamples (systematic) and moves every
+distance, up to its interpolation error ≲ 0.01), so each evaluation costs one waveform. Each stage
+picks β_{s+1} so that the effective sample size of the incremental weights stays at
+``target_ess`` N (bisection), resamples (systematic) and moves every
 particle by ``mcmc_steps`` Metropolis-Hastings steps in the unbounded coordinates of
 :class:`~dingo_gw.inference.proposal_coordinates.ProposalCoordinates`, alternating independent
 proposals from a Gaussian mixture fitted to the particles (large jumps between modes and along

@@ -159,7 +159,8 @@ def test_network_warnings_are_held_until_the_network_result_stands(caplog):
         assert [r.levelno for r in held] == [logging.WARNING]
         caplog.clear()
         analyze_module._release_warnings(held)
-        assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.WARNING, "failed proposal: n_eff = 1")]
+        released = [(r.levelno, r.getMessage()) for r in caplog.records]
+        assert released == [(logging.WARNING, "failed proposal: n_eff = 1")]
         caplog.clear()
         with analyze_module._hold_warnings(False, name) as held:  # disabled: nothing held
             logging.getLogger(name).warning("kept")
