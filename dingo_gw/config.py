@@ -20,6 +20,9 @@ from dingo_gw.errors import ConfigError, DingoError
 
 T = TypeVar("T", bound="ConfigModel")
 
+#: Configs are small YAML files; anything larger is refused unread.
+MAX_CONFIG_BYTES = 16 * 2**20
+
 
 class ConfigModel(BaseModel):
     """Base for typed configs: unknown keys are errors; values are validated on load."""
@@ -44,10 +47,23 @@ class DomainConfig(ConfigModel):
 def read_yaml(path: str | Path) -> dict:
     """Read a YAML mapping with safe_load; ConfigError if missing or malformed."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file not found: {path}")
+    if not path.is_file():
+        raise ConfigError(f"config error in {path}: not a regular file")
     try:
-        data = yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config error in {path}: larger than {MAX_CONFIG_BYTES // 2**20} MiB; not a config")
+        text = path.read_bytes().decode("utf-8")
+        if "\x00" in text:
+            raise ConfigError(f"config error in {path}: binary file (NUL bytes), not YAML")
+        data = yaml.safe_load(text)
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config error in {path}: not UTF-8 text (byte {e.start}); not a YAML config") from None
+    except RecursionError:
+        raise ConfigError(f"config error in {path}: nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

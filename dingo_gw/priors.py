@@ -70,9 +70,14 @@ def build_prior(spec: str | Path | Mapping[str, str | float] | None, default: Ma
     """A bilby BBHPriorDict from a .prior file path, a dict of bilby prior strings/numbers, or None.
 
     ``None`` gives ``default`` (the intrinsic default when not given). Numbers become
-    DeltaFunction priors. An invalid entry raises ConfigError naming the key.
+    DeltaFunction priors. Strings (in dicts and ``.prior`` files alike) go through the restricted
+    parser :mod:`dingo_gw.prior_parser`, never through bilby's ``eval``; an invalid or refused
+    entry raises ConfigError naming the key. Every prior built from a file (configs, network
+    metadata, checkpoints, proposal files) must come through here.
     """
     import bilby
+
+    from dingo_gw.prior_parser import read_prior_file
 
     if spec is None:
         spec = dict(default if default is not None else DEFAULT_INTRINSIC_PRIOR)
@@ -81,35 +86,28 @@ def build_prior(spec: str | Path | Mapping[str, str | float] | None, default: Ma
             path = Path(spec)
             if not path.is_file():
                 raise ConfigError(f"prior file not found: {path}")
-            try:
-                return bilby.gw.prior.BBHPriorDict(filename=str(path))
-            except Exception as e:
-                raise ConfigError(f"invalid prior file {path}: {e}") from None
-        priors = {}
-        for key, value in spec.items():
-            priors[key] = _build_one(key, value)
+            priors = read_prior_file(path)
+        else:
+            if not isinstance(spec, Mapping):
+                raise ConfigError(f"prior: expected a mapping of bilby prior strings, got {type(spec).__name__}")
+            priors = {}
+            for key, value in spec.items():
+                priors[str(key)] = _build_one(str(key), value)
         return bilby.gw.prior.BBHPriorDict(dictionary=priors)
 
 
 def _build_one(key: str, value):
     import bilby
 
+    from dingo_gw.prior_parser import parse_prior
+
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return bilby.core.prior.DeltaFunction(peak=float(value), name=key)
     if isinstance(value, bilby.core.prior.Prior):
         return value
     if not isinstance(value, str):
-        raise ConfigError(f"prior.{key}: expected a bilby prior string or a number, got {value!r}")
-    try:
-        pd = bilby.core.prior.PriorDict(dictionary={key: value})
-        prior = pd[key]
-    except Exception as e:
-        raise ConfigError(f"prior.{key}: invalid bilby prior {value!r} ({e.__class__.__name__}: {e})") from None
-    if not isinstance(prior, bilby.core.prior.Prior):
-        raise ConfigError(f"prior.{key}: invalid bilby prior {value!r}")
-    if getattr(prior, "name", None) in (None, ""):
-        prior.name = key
-    return prior
+        raise ConfigError(f"prior.{key}: expected a bilby prior string or a number, got {repr(value)[:80]}")
+    return parse_prior(key, value)
 
 
 def sample_prior(prior, n: int, seed: int | None = None) -> dict[str, np.ndarray]:

@@ -3,7 +3,8 @@
 Parameter names and units are bilby's: detector-frame chirp_mass, mass_1, mass_2 in solar masses,
 luminosity_distance in Mpc, angles in radians, geocent_time in GPS seconds. ``<label>_result.json``
 (or ``.hdf5``) is written with bilby's own encoder, so ``bilby.core.result.read_in_result`` reads
-it: ``posterior`` holds unweighted samples (the importance-weighted samples resampled),
+it (dingo_gw itself reads result files with :func:`read_result_dict`, which never instantiates a
+class a file names): ``posterior`` holds unweighted samples (the importance-weighted samples resampled),
 ``nested_samples`` the importance-weighted samples with their normalised ``weights`` (bilby's
 convention for weighted samples), and ``meta_data`` the diagnostics (sample efficiency, n_eff,
 number of proposal samples, network, PSD source, timings).
@@ -271,40 +272,183 @@ class Result:
 
     @classmethod
     def load(cls, filename: str | Path) -> "Result":
-        """Read a result file written by :meth:`save` (through bilby's reader)."""
-        import bilby
+        """Read a result file written by :meth:`save` (json or hdf5) without running code from it.
 
+        The file is read with the plain ``json`` module (hdf5: h5py) and checked by
+        :func:`read_result_dict`: bilby's class markers are never resolved, priors are rebuilt
+        through :mod:`dingo_gw.prior_parser`. Anything else is a FileFormatError.
+        """
         filename = Path(filename)
-        if not filename.is_file():
-            raise FileFormatError(f"result file not found: {filename}")
-        try:
-            r = bilby.core.result.read_in_result(str(filename))
-        except Exception as e:
-            raise FileFormatError(f"cannot read result {filename}: {e.__class__.__name__}: {e}") from None
-        if r.nested_samples is None or "log_weights" not in r.nested_samples:
+        d = read_result_dict(filename)
+        nested = d.get("nested_samples")
+        if not isinstance(nested, dict) or "log_weights" not in nested:
             raise FileFormatError(f"{filename} is not a dingo_gw result (no importance-weighted samples)")
-        weighted = {k: np.asarray(r.nested_samples[k], dtype=float) for k in r.nested_samples}
+        weighted = {k: _column(v, filename, f"nested_samples.{k}") for k, v in nested.items()}
         extra = {k: weighted.pop(k, None) for k in WEIGHT_COLUMNS}
-        priors = None
-        try:
-            priors = r.priors
-        except ValueError:
-            pass
+        posterior = d.get("posterior")
+        if not isinstance(posterior, dict):
+            raise FileFormatError(f"{filename}: no posterior samples")
+        injection = d.get("injection_parameters")
         return cls(
             samples=weighted,
             log_weights=extra["log_weights"],
-            log_evidence=float(r.log_evidence),
-            log_evidence_err=float(r.log_evidence_err),
-            log_noise_evidence=float(r.log_noise_evidence),
-            log_bayes_factor=float(r.log_bayes_factor),
-            meta_data=dict(r.meta_data or {}),
-            posterior={k: np.asarray(r.posterior[k], dtype=float) for k in r.posterior},
+            log_evidence=_scalar(d, "log_evidence", filename),
+            log_evidence_err=_scalar(d, "log_evidence_err", filename),
+            log_noise_evidence=_scalar(d, "log_noise_evidence", filename),
+            log_bayes_factor=_scalar(d, "log_bayes_factor", filename),
+            meta_data=dict(d.get("meta_data") or {}),
+            posterior={k: _column(v, filename, f"posterior.{k}") for k, v in posterior.items()},
             log_likelihood=extra["log_likelihood"],
             log_prior=extra["log_prior"],
             log_proposal=extra["log_proposal"],
-            priors=priors,
-            injection_parameters=dict(r.injection_parameters) if r.injection_parameters else None,
+            priors=d.get("priors"),
+            injection_parameters=dict(injection) if injection else None,
         )
+
+
+#: bilby JSON markers that are decoded into plain data; every other ``__marker__`` key is refused.
+_DATA_MARKERS = ("__dataframe__", "__series__", "__array__", "__complex__", "__timedelta__")
+
+
+def read_result_dict(filename: str | Path) -> dict:
+    """The contents of a bilby result file (``.json`` or ``.hdf5``/``.h5``) as checked plain data.
+
+    Never instantiates a class the file names (bilby's own reader does, and reads pickles):
+    dataframes/series/arrays become dicts of float arrays / arrays, ``priors`` a bilby
+    BBHPriorDict built through :func:`dingo_gw.prior_parser.prior_from_json`, and any other
+    object marker (``__prior__`` elsewhere, ``__module__``, ``__class__``, ``__function__``,
+    ``__cosmology__``, ...) is a FileFormatError naming where it was found. The top-level
+    ``__module__``/``__name__`` of an hdf5 result are ignored.
+    """
+    filename = Path(filename)
+    if not filename.is_file():
+        raise FileFormatError(f"result file not found: {filename}")
+    ext = filename.suffix.lower()
+    try:
+        if ext == ".json":
+            raw = json.loads(filename.read_text(encoding="utf-8"))
+        elif ext in (".hdf5", ".h5"):
+            raw = _read_h5_dict(filename)
+            raw.pop("__module__", None)
+            raw.pop("__name__", None)
+            if isinstance(raw.get("priors"), str):
+                raw["priors"] = json.loads(raw["priors"])
+        else:
+            raise FileFormatError(f"{filename}: unknown result file type {ext!r}; expected .json or .hdf5")
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise FileFormatError(f"cannot read result {filename}: {e.__class__.__name__}: {e}") from None
+    if not isinstance(raw, dict):
+        raise FileFormatError(f"{filename}: a result file holds a JSON object")
+    priors = raw.pop("priors", None)
+    try:
+        out = _decode(raw, filename, "")
+    except RecursionError:
+        raise FileFormatError(f"{filename}: nested too deeply for a result file") from None
+    out["priors"] = _decode_priors(priors, filename) if priors else None
+    return out
+
+
+def _read_h5_dict(filename: Path) -> dict:
+    """Groups -> dicts, datasets -> numpy values / str (bilby writes None as '__none__')."""
+    import h5py
+
+    def load(group):
+        out = {}
+        for k, item in group.items():
+            if isinstance(item, h5py.Group):
+                out[k] = load(item)
+                continue
+            v = item[()]
+            if isinstance(v, bytes):
+                v = v.decode("utf-8")
+            elif isinstance(v, np.ndarray) and v.dtype.kind in "OS":
+                v = [x.decode("utf-8") if isinstance(x, bytes) else x for x in v.tolist()]
+                v = [None if x == "__none__" else x for x in v]
+            out[k] = None if isinstance(v, str) and v == "__none__" else v
+        return out
+
+    with h5py.File(filename, "r") as f:
+        return load(f)
+
+
+def _decode(obj, filename: Path, where: str):
+    """Plain data from bilby-JSON data; FileFormatError for any marker that names code."""
+    if isinstance(obj, list):
+        return [_decode(x, filename, f"{where}[{i}]") for i, x in enumerate(obj)]
+    if not isinstance(obj, dict):
+        return obj
+    markers = [k for k in obj if isinstance(k, str) and k.startswith("__") and k.endswith("__")]
+    if not markers:
+        return {k: _decode(v, filename, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+    marker = next((m for m in _DATA_MARKERS if obj.get(m) is True), None)
+    if marker is None:
+        named = ".".join(str(obj.get(k)) for k in ("__module__", "__name__") if k in obj)
+        raise FileFormatError(f"{filename}: {where or 'top level'}: refused object {sorted(markers)}"
+                              f"{' naming ' + repr(named) if named else ''} (result files may hold data only)")
+    try:
+        if marker == "__complex__":
+            return complex(float(obj["real"]), float(obj["imag"]))
+        if marker == "__timedelta__":
+            return float(obj["__total_seconds__"])
+        content = obj["content"]
+        if marker == "__dataframe__":
+            if not isinstance(content, dict):
+                raise ValueError("content is not an object of columns")
+            return {str(k): _column(v, filename, f"{where}.{k}") for k, v in content.items()}
+        return _column(content, filename, where)
+    except (KeyError, TypeError, ValueError) as e:
+        raise FileFormatError(f"{filename}: {where}: malformed {marker} ({e.__class__.__name__}: {e})") from None
+
+
+def _column(values, filename: Path, where: str) -> np.ndarray:
+    """A 1-d float array of numbers (or a pandas-style {index: value} object)."""
+    if isinstance(values, dict):
+        values = list(values.values())
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise FileFormatError(f"{filename}: {where}: expected a column of numbers") from None
+    if arr.ndim != 1:
+        raise FileFormatError(f"{filename}: {where}: expected a column of numbers")
+    return arr
+
+
+def _scalar(d: dict, key: str, filename: Path) -> float:
+    v = d.get(key)
+    if v is None:
+        return float("nan")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise FileFormatError(f"{filename}: {key} must be a number, got {repr(v)[:60]}") from None
+
+
+def _decode_priors(priors, filename: Path):
+    """A BBHPriorDict from bilby's JSON form of a PriorDict, through the restricted prior parser."""
+    import bilby
+
+    from dingo_gw.errors import ConfigError
+    from dingo_gw.prior_parser import prior_from_json
+    from dingo_gw.priors import _quiet_bilby
+
+    if not isinstance(priors, dict):
+        raise FileFormatError(f"{filename}: priors must be an object")
+    if "__prior_dict__" in priors:
+        cls = f"{priors.get('__module__')}.{priors.get('__name__')}"
+        if cls not in _PRIOR_DICT_CLASSES:
+            raise FileFormatError(f"{filename}: priors: refused prior dict class {cls!r}")
+    entries = {k: v for k, v in priors.items() if k not in ("__prior_dict__", "__module__", "__name__")}
+    try:
+        with _quiet_bilby():
+            out = {k: prior_from_json(k, v, what=f"{filename}: priors") for k, v in entries.items()}
+            return bilby.gw.prior.BBHPriorDict(dictionary=out)
+    except ConfigError as e:
+        raise FileFormatError(str(e)) from None
+
+
+#: PriorDict classes a result file may name (rebuilt as a BBHPriorDict either way).
+_PRIOR_DICT_CLASSES = ("bilby.core.prior.dict.PriorDict", "bilby.core.prior.PriorDict", "bilby.gw.prior.BBHPriorDict",
+                       "bilby.gw.prior.PriorDict")
 
 
 def _make_outdir(outdir: str | Path) -> Path:

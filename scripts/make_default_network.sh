@@ -2,7 +2,11 @@
 # Rebuild the shipped default network (data/networks/default/) from scratch on CPU:
 # waveform bank, real + synthetic ASD datasets, then dingo_train configs/train_cpu.yaml.
 # Every step skips what already exists, and training resumes after a kill (re-run the script).
-# Wall time on 2 cores: ~5 min for the inputs, ~1.7 h for training.
+# The training run lives outside the repository, in the config's output_dir
+# (~/.cache/dingo_gw/runs/train_cpu; RUN_DIR overrides it), so that it can go on across sessions:
+# append stages to configs/train_cpu.yaml and re-run the script to extend a finished schedule
+# (docs/training.md, "Extending a run").
+# Wall time on 2 cores: ~5 min for the inputs, then max_wall_time of configs/train_cpu.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
@@ -17,7 +21,15 @@ mkdir -p out
 [ -f out/asd_synthetic_welch.h5 ] || dingo_generate_synthetic_asd_dataset \
     --model out/psd_model_default.h5 --num-samples 3000 --out out/asd_synthetic_welch.h5 --seed 2 \
     --welch-segments 6
-[ -f out/train_cpu/network.pt ] || dingo_train configs/train_cpu.yaml --resume
+config=configs/train_cpu.yaml
+if [ -n "${RUN_DIR:-}" ]; then
+    config=out/train_cpu_run.yaml
+    sed "s|^output_dir:.*|output_dir: ${RUN_DIR}|; s|\.\./out/|$(pwd)/out/|g" configs/train_cpu.yaml > "$config"
+fi
+dingo_train "$config" --resume
+run_dir=$(python3 -c "import sys, yaml, os; c = yaml.safe_load(open(sys.argv[1])); print(os.path.expanduser(c['output_dir']))" "$config")
+case "$run_dir" in /*) ;; *) run_dir="$(dirname "$config")/$run_dir" ;; esac
 mkdir -p data/networks/default
-cp out/train_cpu/network.pt data/networks/default/network.pt
-echo "default network: data/networks/default/network.pt"
+for f in network.pt history.csv init_history.csv; do cp "$run_dir/$f" "data/networks/default/$f"; done
+cp "$run_dir/config.yaml" data/networks/default/train_config.yaml
+echo "default network: data/networks/default/network.pt (from $run_dir)"

@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dingo_gw.cli._common import run_main
+from dingo_gw.cli._common import ArgumentParser, SEED, WORKERS, number, output_dir, output_file, run_main
 from dingo_gw.errors import ConfigError
+from dingo_gw.io.lock import output_lock
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -34,7 +35,7 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="dingo_analyze", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -51,16 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", help="network file (default: data/networks/default/network.pt)")
     p.add_argument("--outdir", default=".", help="output folder (created if missing)")
     p.add_argument("--label", help="output file prefix (default: the event name)")
-    p.add_argument("--num-samples", type=int, default=20000, help="network proposal samples (default 20000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
-    p.add_argument("--gibbs-iterations", type=int, default=30, help="GNPE Gibbs iterations (default 30)")
-    p.add_argument("--gibbs-chains", type=int, help="Gibbs chains fitting the proxy density (default min(N, 2000))")
+    p.add_argument("--num-samples", type=number(int, 1, 10**7), default=20000,
+                   help="network proposal samples (default 20000)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (same seed, same numbers)")
+    p.add_argument("--gibbs-iterations", type=number(int, 1, 10**5), default=30,
+                   help="GNPE Gibbs iterations (default 30)")
+    p.add_argument("--gibbs-chains", type=number(int, 1, 10**7),
+                   help="Gibbs chains fitting the proxy density (default min(N, 2000))")
     p.add_argument("--gnpe-init", choices=("network", "trigger"), default="network",
                    help="start Gibbs chains from the embedded initialisation network (default) or at the trigger time")
-    p.add_argument("--time-spread", type=float, default=0.01,
+    p.add_argument("--time-spread", type=number(float, 0.0, 1.0, low_open=True), default=0.01,
                    help="with --gnpe-init trigger: arrival times start uniform in trigger ± this (s, default 0.01)")
-    p.add_argument("--workers", type=int, default=2, help="waveform processes for importance sampling (default 2)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--workers", type=WORKERS, default=2, help="waveform processes for importance sampling (default 2)")
+    p.add_argument("--threads", type=number(int, 1, 1024), default=1,
                    help="torch threads for network sampling (default 1; 2 may help on an otherwise idle machine)")
     p.add_argument("--glitch", choices=("gate", "error", "ignore"), default="gate",
                    help="loud transients in the analysis segment: gate them (default), stop, or keep them")
@@ -69,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine", choices=("auto", "never"), default="auto",
                    help="refine a network proposal whose sample efficiency is below --refine-efficiency with the "
                         "likelihood: SMC, then importance sampling of a fitted proposal (default auto; docs/analyze.md)")
-    p.add_argument("--refine-efficiency", type=float, default=0.1,
+    p.add_argument("--refine-efficiency", type=number(float, 0.0, 1.0, low_open=True), default=0.1,
                    help="sample efficiency a proposal must reach without refinement (default 0.1)")
-    p.add_argument("--refine-particles", type=int, default=4000,
+    p.add_argument("--refine-particles", type=number(int, 100, 10**6), default=4000,
                    help="SMC particles of the refinement (default 4000; cost ~ particles)")
-    p.add_argument("--refine-samples", type=int, default=200000,
+    p.add_argument("--refine-samples", type=number(int, 1000, 10**7), default=200000,
                    help="importance samples drawn from the refined proposal (default 200000)")
     p.add_argument("--no-relative-binning", dest="relative_binning", action="store_false",
                    help="refine with the exact likelihood throughout (~5x slower) instead of relative binning "
@@ -84,14 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-corner", action="store_true", help="do not draw the corner plot")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     parts = p.add_argument_group("importance sampling in parallel jobs (docs/cluster.md)")
-    parts.add_argument("--is-parts", type=int, metavar="N",
+    parts.add_argument("--is-parts", type=number(int, 1, 10**5), metavar="N",
                        help="sample the network, save <label>_proposal.h5 for N importance-sampling part jobs, stop")
     parts.add_argument("--proposal", metavar="FILE", help="with --is-part: the proposal file of --is-parts")
-    parts.add_argument("--is-part", type=int, metavar="K",
+    parts.add_argument("--is-part", type=number(int, 1, 10**5), metavar="K",
                        help="compute part K (1..N) of the proposal's importance sampling; merge with dingo_result merge")
     parts.add_argument("--part-out", metavar="FILE",
                        help="with --is-part: the part file (default <label>_is_parts/part_K_of_N.h5 next to the proposal)")
     return p
+
+
+def _label(settings) -> str:
+    """The label of the output files, as :func:`dingo_gw.inference.analyze.default_label` makes it."""
+    from dingo_gw.events import get_event
+    from dingo_gw.inference.analyze import default_label
+
+    event = get_event(settings.event) if settings.event is not None else None
+    return default_label(settings, event, settings.gps if settings.gps is not None else 0.0)
 
 
 def run_is_part(args) -> int:
@@ -104,8 +117,11 @@ def run_is_part(args) -> int:
         raise ConfigError("--is-parts N saves a proposal; a part job takes --proposal FILE --is-part K only")
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    path = run_part(args.proposal, args.is_part, out=args.part_out, workers=args.workers,
-                    progress=not args.no_progress)
+    if args.part_out is None:
+        path = run_part(args.proposal, args.is_part, workers=args.workers, progress=not args.no_progress)
+    else:
+        with output_file(args.part_out) as out:
+            path = run_part(args.proposal, args.is_part, out=out, workers=args.workers, progress=not args.no_progress)
     print(f"wrote {path}" if path is not None else
           f"nothing to compute for part {args.is_part}: the proposal failed; run dingo_result merge --proposal "
           f"{args.proposal} for the report")
@@ -132,7 +148,11 @@ def main(argv=None) -> int:
         refine_particles=args.refine_particles, refine_samples=args.refine_samples,
         relative_binning=args.relative_binning, distance_marginalization=args.distance_marginalization,
     )
-    out = analyze(settings)
+    settings.check()
+    label = _label(settings)  # one analysis per label and folder at a time
+    with output_dir(settings.outdir, lock=False) as outdir, \
+            output_lock(f"{outdir / label}_*", lock=outdir / f".{label}.lock"):
+        out = analyze(settings)
     if out.result is None:  # --is-parts: the part jobs come next
         proposal = out.files["proposal"]
         print(f"wrote {proposal}\nnext: dingo_analyze --proposal {proposal} --is-part K  for K = 1..{args.is_parts} "

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from dingo_gw.cli._common import ensure_parent, run_main
+from dingo_gw.cli._common import ArgumentParser, SEED, ensure_parent, output_file, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dingo_fit_psd_model", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="dingo_fit_psd_model", description=__doc__.split("\n\n")[1])
     p.add_argument("--asd-dataset", required=True, help="input ASD dataset (HDF5)")
     p.add_argument("--out", required=True, help="output model file (HDF5)")
     p.add_argument("--config", default=None, help="YAML model settings (PsdModelConfig); defaults if omitted")
     p.add_argument("--plot", nargs="?", const="", default=None,
                    help="write a PNG of the inputs, their fits and synthetic bands (default: <out>.png)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic draws in the plot")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic draws in the plot")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -36,10 +36,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_config(args.config, PsdModelConfig) if args.config else PsdModelConfig()
     dataset = load_asd_dataset(args.asd_dataset)
-    out = ensure_parent(args.out)
-    model = fit_psd_model(dataset, config, progress=not args.quiet)
-    model.metadata["asd_dataset"] = str(args.asd_dataset)
-    save_psd_model(model, out)
+    with output_file(args.out) as out:
+        model = fit_psd_model(dataset, config, progress=not args.quiet)
+        model.metadata["asd_dataset"] = str(args.asd_dataset)
+        save_psd_model(model, out)
     for det, m in model.detectors.items():
         devs = np.array([f.deviation for f in m.fits])
         excess = devs - np.array([f.noise_floor for f in m.fits])

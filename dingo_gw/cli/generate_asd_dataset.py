@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dingo_gw.cli._common import ensure_parent, run_main
+from dingo_gw.cli._common import ArgumentParser, output_file, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dingo_generate_asd_dataset", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="dingo_generate_asd_dataset", description=__doc__.split("\n\n")[1])
     p.add_argument("--config", required=True, help="YAML config (AsdDatasetConfig)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--data-dir", action="append", default=None,
@@ -30,10 +30,10 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     config = load_config(args.config, AsdDatasetConfig)
-    out = ensure_parent(args.out)
-    dataset = build_asd_dataset(config, args.data_dir, base_dir=Path(args.config).resolve().parent,
-                                progress=not args.quiet)
-    save_asd_dataset(dataset, out)
+    with output_file(args.out) as out:
+        dataset = build_asd_dataset(config, args.data_dir, base_dir=Path(args.config).resolve().parent,
+                                    progress=not args.quiet)
+        save_asd_dataset(dataset, out)
     counts = ", ".join(f"{d}: {dataset.num_asds(d)}" for d in dataset.detectors)
     glitches = sum(len(r.get("glitches", {}).get("glitches", []) if r.get("glitches") else [])
                    for reps in dataset.metadata["reports"].values() for r in reps)

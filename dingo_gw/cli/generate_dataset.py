@@ -10,10 +10,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 from pathlib import Path
 
-from dingo_gw.cli._common import run_main
+from dingo_gw.cli._common import ArgumentParser, SEED, WORKERS, number, output_file, run_main
 from dingo_gw.errors import ConfigError, DataError
 
 
@@ -48,40 +47,17 @@ def shard_spec(text: str) -> tuple[int, int]:
     return index, count
 
 
-@contextlib.contextmanager
-def output_folder(path: str | Path):
-    """Create the missing folders of an output path (DataError if impossible); remove the ones
-    created here again if the block fails and leaves them empty. Yields the path."""
-    path = Path(path)
-    missing = []
-    parent = path.parent
-    while not parent.exists():
-        missing.append(parent)
-        parent = parent.parent
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create the folder of {path}: {e.strerror or e}") from None
-    try:
-        yield path
-    except BaseException:
-        for folder in missing:  # deepest first
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="dingo_generate_dataset",
         description="Generate a waveform bank (HDF5) from a YAML config: LALSimulation waveforms "
         "for parameters drawn from a bilby prior, parallel, resumable, optionally sharded and SVD-compressed.",
     )
     p.add_argument("--config", required=True, help="bank config (YAML), e.g. configs/bank_tiny.yaml")
     p.add_argument("--out", required=True, help="output bank file (.h5)")
-    p.add_argument("--num-samples", type=positive_int, help="number of waveforms (overrides the config)")
-    p.add_argument("--seed", type=non_negative_int, help="random seed of the parameter draw (overrides the config)")
-    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--num-samples", type=number(int, 1, 10**9), help="number of waveforms (overrides the config)")
+    p.add_argument("--seed", type=SEED, help="random seed of the parameter draw (overrides the config)")
+    p.add_argument("--workers", type=WORKERS, default=1, help="worker processes (default 1)")
     p.add_argument("--shard", type=shard_spec, metavar="I/N",
                    help="write only shard I of N (1-based) of the parameter draw; merge with dingo_merge_datasets")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run with the same settings")
@@ -92,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--dask", metavar="ADDRESS",
                          help="run the shards as tasks on the Dask scheduler at ADDRESS, or on a local cluster "
                               "of N worker processes with local[:N]; then merge (and compress) here")
-    cluster.add_argument("--shards", type=positive_int, metavar="N",
+    cluster.add_argument("--shards", type=number(int, 1, 100000), metavar="N",
                          help="number of shards (required with --submit; default with --dask: one per worker thread)")
     cluster.add_argument("--submit-dir", metavar="DIR",
                          help="folder of the job files, logs and shards (default: <out folder>/<out stem>_jobs)")
@@ -166,14 +142,18 @@ def main(argv=None):
     if args.dask:
         from dingo_gw.waveforms.dask_run import dask_client, generate_bank_dask
 
-        with output_folder(args.out) as out, dask_client(args.dask) as client:
+        with output_file(args.out) as out, dask_client(args.dask) as client:
             print(generate_bank_dask(config, out, client, args.shards, args.shard_dir, workers_per_shard=args.workers,
                                      progress=not args.no_progress))
         return 0
-    with output_folder(args.out) as out:
+    with output_file(args.out) as out:
         summary = generate_bank(config, out, workers=args.workers, shard=args.shard, resume=args.resume,
                                 progress=not args.no_progress)
     print(summary)
     if args.shard is None and config.svd is None:
         print("uncompressed; compress with: dingo_build_svd --bank", out, "--size N --num-training-samples M")
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

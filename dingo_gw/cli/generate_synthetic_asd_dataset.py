@@ -13,24 +13,28 @@ from pathlib import Path
 
 import numpy as np
 
-from dingo_gw.cli._common import ensure_parent, run_main
+from dingo_gw.cli._common import ArgumentParser, SEED, ensure_parent, number, output_file, run_main
 from dingo_gw.errors import ConfigError
+
+#: --segment-duration is at most this many times the model's domain duration (memory ~ duration).
+MAX_SEGMENTS = 16.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dingo_generate_synthetic_asd_dataset", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="dingo_generate_synthetic_asd_dataset", description=__doc__.split("\n\n")[1])
     p.add_argument("--model", required=True, help="PSD model file from dingo_fit_psd_model")
-    p.add_argument("--num-samples", type=int, required=True, help="synthetic ASDs per detector")
+    p.add_argument("--num-samples", type=number(int, 1, 10**7), required=True, help="synthetic ASDs per detector")
     p.add_argument("--out", required=True, help="output ASD dataset (HDF5)")
     p.add_argument("--target-psd", action="append", default=[], metavar="DET=FILE",
                    help="shift the broadband toward this PSD (text file, or an ASD dataset .h5); repeatable")
     p.add_argument("--target-kind", choices=("psd", "asd"), default="psd", help="what text target files hold")
-    p.add_argument("--welch-segments", type=int, default=None,
+    p.add_argument("--welch-segments", type=number(int, 1, 10**6), default=None,
                    help="draw as K-segment Welch median estimates (default: smooth model PSDs)")
-    p.add_argument("--segment-duration", type=float, default=None,
-                   help="Welch segment length [s] for --welch-segments (default: the domain duration)")
+    p.add_argument("--segment-duration", type=number(float, 0.0, MAX_SEGMENTS * 4096.0, low_open=True), default=None,
+                   help=f"Welch segment length [s] for --welch-segments (default: the domain duration; at most "
+                        f"{MAX_SEGMENTS:g} times it)")
     p.add_argument("--plot", default=None, help="PNG overlaying the model's inputs and the synthetic bands")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--seed", type=SEED, default=None, help="random seed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -66,17 +70,17 @@ def main(argv=None):
     from dingo_gw.noise.asd_dataset import load_asd_dataset
 
     args = build_parser().parse_args(argv)
-    if args.num_samples < 1:
-        raise ConfigError(f"--num-samples must be >= 1, got {args.num_samples}")
-    if args.welch_segments is not None and args.welch_segments < 1:
-        raise ConfigError(f"--welch-segments must be >= 1, got {args.welch_segments}")
     model = load_psd_model(args.model)
+    longest = MAX_SEGMENTS * model.domain.duration
+    if args.segment_duration is not None and args.segment_duration > longest:
+        raise ConfigError(f"--segment-duration must be in (0, {longest:g}] s ({MAX_SEGMENTS:g} times the model's "
+                          f"{model.domain.duration:g} s domain), got {args.segment_duration:g}")
     targets = _targets(model, args.target_psd, args.target_kind)
     if targets:
         model = model.shifted(targets)
-    out = ensure_parent(args.out)
-    write_synthetic_asd_dataset(model, out, args.num_samples, args.seed, args.welch_segments,
-                                args.segment_duration, progress=not args.quiet, source=Path(args.model).name)
+    with output_file(args.out) as out:
+        write_synthetic_asd_dataset(model, out, args.num_samples, args.seed, args.welch_segments,
+                                    args.segment_duration, progress=not args.quiet, source=Path(args.model).name)
     print(f"wrote {out}: {args.num_samples} synthetic ASDs for each of {', '.join(model.detectors)}"
           + (f" (shifted toward {', '.join(f'{d}: {len(t)}' for d, t in targets.items())} target PSD(s))" if targets else ""))
     if args.plot:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from dingo_gw.cli._common import run_main
-from dingo_gw.cli.generate_dataset import output_folder
+from dingo_gw.cli._common import ArgumentParser, output_file, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="dingo_merge_datasets",
         description="Merge the complete set of shards (dingo_generate_dataset --shard I/N) of one bank; "
         "the result equals the bank generated in one run. Compress it afterwards with dingo_build_svd.",
@@ -29,7 +28,7 @@ def main(argv=None):
     from dingo_gw.waveforms.bank import merge_banks
 
     args = build_parser().parse_args(argv)
-    with output_folder(args.out) as out:
+    with output_file(args.out) as out:
         summary = merge_banks(args.shards, out, progress=not args.no_progress)
     print(summary)
     return 0

@@ -13,16 +13,16 @@ import argparse
 import socket
 import sys
 
-from dingo_gw.cli._common import run_main
+from dingo_gw.cli._common import ArgumentParser, Terminated, number, run_main
 from dingo_gw.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dingo_serve", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="dingo_serve", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="serve YAML (see configs/serve.yaml)")
     p.add_argument("--host", help="address to listen on (overrides the config; default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (overrides the config; 0 = any free port)")
+    p.add_argument("--port", type=number(int, 0, 65535), help="port (overrides the config; 0 = any free port)")
     return p
 
 
@@ -61,10 +61,12 @@ def main(argv=None) -> int:
                      consumers=consumers)
     print(f"dingo_serve listening on http://{host}:{bound[1]} ({len(list(service.networks))} network(s))",
           flush=True)
-    try:
+    try:  # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again: KeyboardInterrupt here
         uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(sockets=[sock])
+    except KeyboardInterrupt as e:
+        print(f"dingo_serve stopped ({'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'})", flush=True)
     finally:
-        service.close()
+        service.close()  # analysis thread, waveform worker pools, job store, state lock
     return 0
 
 

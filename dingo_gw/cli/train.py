@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dingo_gw.cli._common import run_main
-from dingo_gw.cli.generate_dataset import positive_int
+from dingo_gw.cli._common import ArgumentParser, number, output_dir, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="dingo_train",
         description="Train a DINGO-style posterior network (NPE flow or FMPE, optionally GNPE) on a waveform bank "
         "and an ASD dataset, as described by a YAML config (see docs/training.md).",
@@ -28,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distributed", action="store_true",
                    help="join a torch.distributed process group (set up by torchrun; automatic under torchrun)")
     p.add_argument("--device", help="override local.device (auto, cpu, cuda, cuda:N)")
-    p.add_argument("--num-threads", type=positive_int, help="override local.num_threads")
-    p.add_argument("--stop-after-epochs", type=positive_int, metavar="N",
+    p.add_argument("--num-threads", type=number(int, 1, 1024), help="override local.num_threads")
+    p.add_argument("--stop-after-epochs", type=number(int, 1, 10**6), metavar="N",
                    help="stop after N epochs of this invocation (checkpoint only; continue with --resume), e.g. to "
                    "fit a scheduler's time slot")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -69,10 +68,12 @@ def main(argv=None):
         data["local"] = local
         config = parse_config(data, TrainConfig, source=f"{source} with command-line options")
 
-    result = train(config, resume=resume, distributed_mode=args.distributed,
-                   stop_after_epochs=args.stop_after_epochs)
-    if not _is_main_process():
+    if not _is_main_process():  # rank 0 holds the output_dir's lock
+        train(config, resume=resume, distributed_mode=args.distributed, stop_after_epochs=args.stop_after_epochs)
         return 0
+    with output_dir(config.output_dir):
+        result = train(config, resume=resume, distributed_mode=args.distributed,
+                       stop_after_epochs=args.stop_after_epochs)
     print(f"{result.outcome}: {result.output_dir}")
     for name, summary in result.summaries.items():
         best = summary.get("best_val_loss")

@@ -630,16 +630,21 @@ def complete_from_prior(proposal: ProposalSamples, prior, rng: np.random.Generat
 
     q(θ_net, θ_rest) = q(θ_net | d) π(θ_rest) is an exact proposal: log π(θ_rest) is added to
     log q. Only independent one-dimensional priors not involved in the prior's constraints
-    (masses) can be completed this way. Returns the completed names.
+    (masses) can be completed this way. Returns the completed names. The luminosity distance of a
+    network that does not infer it is left to importance sampling, which draws it with the phase
+    from its conditional posterior (distance marginalisation, exact weights) when the prior allows.
     """
     import bilby
 
+    recovered = {"phase"}
+    if "phase" not in proposal.samples and distance_recoverable(prior):
+        recovered.add(DISTANCE_KEY)
     has_constraints = any(isinstance(p, bilby.core.prior.Constraint) for p in prior.values())
     mass_keys = {"chirp_mass", "mass_ratio", "mass_1", "mass_2", "total_mass", "symmetric_mass_ratio"}
     done = []
     n = len(proposal)
     for key, p in prior.items():
-        if key in proposal.samples or key == "phase" or isinstance(
+        if key in proposal.samples or key in recovered or isinstance(
                 p, (bilby.core.prior.Constraint, bilby.core.prior.DeltaFunction)):
             continue
         if isinstance(p, bilby.core.prior.JointPrior) or (has_constraints and key in mass_keys):

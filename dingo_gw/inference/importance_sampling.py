@@ -29,7 +29,7 @@ from scipy.special import logsumexp
 
 from dingo_gw.errors import ConfigError, DataError, FileFormatError
 from dingo_gw.inference.distance_recovery import DISTANCE_KEY, DistanceRecovery
-from dingo_gw.io.atomic import atomic_write
+from dingo_gw.io.atomic import atomic_write, h5_writer
 from dingo_gw.results import STATUS_FAILED, Result, effective_sample_size
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class WeightedSamples:
         from dingo_gw.io.hdf5 import stamp, write_json_attr
 
         with atomic_write(path) as tmp:
-            with h5py.File(tmp, "w") as f:
+            with h5_writer(tmp) as f:
                 stamp(f, _PART_KIND)
                 f.attrs["fingerprint"] = fingerprint
                 if info is not None:

@@ -28,7 +28,7 @@ import numpy as np
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError, FileFormatError
 from dingo_gw.inference.gnpe_sampler import ProposalSamples
-from dingo_gw.io.atomic import atomic_write
+from dingo_gw.io.atomic import atomic_write, h5_writer
 from dingo_gw.io.hdf5 import open_h5, read_json_attr, stamp, write_json_attr
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def save_proposal(path: str | Path, proposal: ProposalSamples, event_data, netwo
         "timings": dict(timings),
     }
     with atomic_write(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5_writer(tmp) as f:
             stamp(f, KIND)
             write_json_attr(f, "analysis", info)
             g = f.create_group("proposal")

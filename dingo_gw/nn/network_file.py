@@ -25,7 +25,7 @@ import torch
 
 from dingo_gw import FORMAT_VERSION, __version__
 from dingo_gw.errors import ConfigError, FileFormatError
-from dingo_gw.io.atomic import atomic_write
+from dingo_gw.io.atomic import atomic_write, save_torch
 from dingo_gw.nn.config import parse_model_config
 from dingo_gw.nn.fmpe import FMPE
 from dingo_gw.nn.npe import NPE
@@ -90,7 +90,7 @@ def save_network(path: str | Path, model: PosteriorModel, metadata: Mapping) -> 
     """Write ``model`` and ``metadata`` to ``path`` atomically; returns the path."""
     payload = network_dict(model, metadata)
     with atomic_write(path) as tmp:
-        torch.save(payload, tmp)
+        save_torch(payload, tmp)
     return Path(path)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import DataError, FileFormatError
-from dingo_gw.io.atomic import atomic_write
+from dingo_gw.io.atomic import atomic_write, h5_writer
 from dingo_gw.io.checksum import sha256_file
 from dingo_gw.io.hdf5 import open_h5, read_json_attr, stamp, write_json_attr
 from dingo_gw.io.strain import VALID_DETECTORS, check_detector
@@ -232,7 +232,7 @@ def asd_dataset_writer(path: str | Path, domain: FrequencyDomain, settings: dict
     import h5py
 
     with atomic_write(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5_writer(tmp) as f:
             stamp(f, KIND)
             write_json_attr(f, "domain", domain.to_dict())
             write_json_attr(f, "settings", settings)

@@ -45,7 +45,7 @@ import numpy as np
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import DataError, FileFormatError
-from dingo_gw.io.atomic import atomic_write
+from dingo_gw.io.atomic import atomic_write, h5_writer
 from dingo_gw.io.hdf5 import open_h5, read_json_attr, stamp, write_json_attr
 from dingo_gw.io.strain import VALID_DETECTORS
 from dingo_gw.noise.asd_dataset import ASDDataset, asd_dataset_writer, decode_strings, detector_groups, read_header
@@ -599,7 +599,7 @@ def save_psd_model(model: PsdModel, path: str | Path) -> Path:
     import h5py
 
     with atomic_write(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5_writer(tmp) as f:
             stamp(f, KIND)
             write_json_attr(f, "domain", model.domain.to_dict())
             write_json_attr(f, "settings", model.settings)

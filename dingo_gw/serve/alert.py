@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -44,8 +45,16 @@ class Alert(BaseModel):
     detectors: list[str] = Field(min_length=1)
     strain: dict[str, str] = Field(default_factory=dict)
     psd: dict[str, str] = Field(default_factory=dict)
-    chirp_mass: float | None = Field(default=None, gt=0)
+    chirp_mass: float | None = Field(default=None, gt=0, lt=1000)
     injection: dict[str, float] | None = None
+
+    @field_validator("injection")
+    @classmethod
+    def _finite_values(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        bad = [k for k, x in (v or {}).items() if not math.isfinite(x)]
+        if bad:
+            raise ValueError(f"must be finite numbers: {', '.join(bad)}")
+        return v
 
     @field_validator("gps")
     @classmethod
@@ -84,8 +93,10 @@ def parse_alert(body: bytes | str | dict) -> Alert:
     if isinstance(body, (bytes, str)):
         try:
             body = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, too many digits
             raise AlertError(400, f"malformed JSON: {e}") from None
+        except RecursionError:
+            raise AlertError(400, "malformed JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise AlertError(422, f"the alert must be a JSON object, got {type(body).__name__}")
     try:
@@ -96,6 +107,14 @@ def parse_alert(body: bytes | str | dict) -> Alert:
         msg = "unknown key" if err["type"] == "extra_forbidden" else (
             "required key is missing" if err["type"] == "missing" else err["msg"])
         raise AlertError(422, f"invalid alert: {loc}: {msg}") from None
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/-])/(?:[^\s/'\"]+/)*([^\s/'\",;)\]]*)")
+
+
+def redact_paths(message: str) -> str:
+    """``message`` without the server's absolute paths (each replaced by its last component)."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "<folder>", message)
 
 
 def _inside(path: Path, roots: Sequence[Path]) -> bool:
@@ -138,7 +157,8 @@ def prepare_alert(alert: Alert, networks, data_dirs: Sequence[str]) -> PreparedA
     problem: unknown detector, no network for these detectors / chirp mass, a data file missing or
     outside the data folders, no strain covering the analysis segment.
     """
-    from dingo_gw.inference.analyze import post_trigger
+    from dingo_gw.inference.analyze import _read_psd_spec, post_trigger
+    from dingo_gw.inference.injection import injection_parameters
     from dingo_gw.io.datafind import find_strain_file
     from dingo_gw.io.strain import check_detector
 
@@ -156,6 +176,9 @@ def prepare_alert(alert: Alert, networks, data_dirs: Sequence[str]) -> PreparedA
         strain: dict[str, str] = {}
         psd: dict[str, str] = {}
         files: dict[str, str] = {}
+        if alert.injection is not None:  # strain files are not read for an injection, but must be valid names
+            for spec in alert.strain.values():
+                resolve_data_file(spec, data_dirs)
         for det in warm.network.detectors:
             if alert.injection is not None:
                 break
@@ -172,13 +195,16 @@ def prepare_alert(alert: Alert, networks, data_dirs: Sequence[str]) -> PreparedA
             if det not in warm.network.detectors:
                 continue
             psd[det] = spec if spec.startswith("design:") else str(resolve_data_file(spec, data_dirs))
+            _read_psd_spec(psd[det], det, domain, data_dirs)  # a design curve's name, a readable PSD file
+        if alert.injection is not None:
+            injection_parameters(alert.injection, warm.network.prior, alert.gps)
         for det, p in [*strain.items(), *psd.items()]:
             if not p.startswith("design:"):
                 files[p] = sha256_file(p)
     except AlertError:
         raise
     except DingoError as e:
-        raise AlertError(422, str(e)) from None
+        raise AlertError(422, redact_paths(str(e))) from None
     content = {"alert": alert.model_dump(mode="json"), "files": files}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return PreparedAlert(alert, name, strain, psd, digest)

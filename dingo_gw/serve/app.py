@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
 from dingo_gw.io.atomic import atomic_write
-from dingo_gw.serve.alert import AlertError
+from dingo_gw.serve.alert import AlertError, redact_paths
 from dingo_gw.serve.store import STATES
 from dingo_gw.serve.worker import Service, public_job
 
@@ -63,7 +63,7 @@ def create_app(service: Service, endpoint: dict | None = None, consumers: list |
         try:
             job, created = await run_in_threadpool(service.submit, bytes(body))
         except AlertError as e:
-            raise HTTPException(e.status, str(e)) from None
+            raise HTTPException(e.status, redact_paths(str(e))) from None
         out = public_job(job)
         out["duplicate"] = not created
         return JSONResponse(out, status_code=202 if created else 200)

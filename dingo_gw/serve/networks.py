@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from dingo_gw.errors import DataError
@@ -30,7 +31,7 @@ class WarmNetwork:
     chirp_mass: tuple[float, float] | None
 
     def describe(self) -> dict:
-        return {"name": self.name, "path": str(self.network.path), "sha256": self.network.sha256,
+        return {"name": self.name, "file": Path(self.network.path).name, "sha256": self.network.sha256,
                 "detectors": self.network.detectors, "chirp_mass": list(self.chirp_mass) if self.chirp_mass else None,
                 "domain": self.network.domain.to_dict()}
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from dingo_gw.errors import ConfigError, DataError, DingoError
 from dingo_gw.io.atomic import atomic_write
-from dingo_gw.serve.alert import AlertError, parse_alert, prepare_alert
+from dingo_gw.serve.alert import AlertError, parse_alert, prepare_alert, redact_paths
 from dingo_gw.serve.networks import NetworkRegistry
 from dingo_gw.serve.store import JobStore
 
@@ -32,13 +32,20 @@ logger = logging.getLogger(__name__)
 def summary_dict(job: dict, result, files: dict, timings: dict, skymap_info: dict | None) -> dict:
     """The summary JSON: medians and 90 % intervals (weighted quantiles), evidence, diagnostics."""
     from dingo_gw.io.hdf5 import to_jsonable
+    from dingo_gw.inference.importance_sampling import PARETO_K_RELIABLE
     from dingo_gw.results import UNITS, add_derived_parameters, weighted_quantiles
+
+    k_hat = result.meta_data.get("pareto_k")
+    k_hat = float(k_hat) if k_hat is not None and np.isfinite(k_hat) else None
+    # reliable: a posterior whose weights are not heavy-tailed (Pareto k <= 0.7); None if k is unknown
+    reliable = None if k_hat is None else bool(result.ok and k_hat <= PARETO_K_RELIABLE)
 
     out = {"job_id": job["job_id"], "alert_id": job["alert_id"], "version": job["version"],
            "gps": job["request"]["gps"], "network": job["network"], "outcome": result.status,
            "failure_reason": result.failure_reason or None, "log_evidence": result.log_evidence,
            "log_evidence_err": result.log_evidence_err, "log_bayes_factor": result.log_bayes_factor,
            "n_eff": result.n_eff, "sample_efficiency": result.sample_efficiency,
+           "pareto_k": k_hat, "reliable": reliable,
            "num_proposal_samples": result.num_samples, "timings": timings,
            "files": {k: Path(v).name for k, v in files.items()}, "sky": skymap_info, "parameters": {}}
     if result.ok:
@@ -191,10 +198,11 @@ def public_job(job: dict, versions: list[dict] | None = None) -> dict:
     jid = job["job_id"]
     out = {k: job.get(k) for k in ("job_id", "alert_id", "version", "status", "outcome", "error", "network",
                                    "attempts", "created", "started", "finished")}
+    if out["error"]:
+        out["error"] = redact_paths(out["error"])
     out["latency"] = (job["finished"] - job["created"]) if job.get("finished") else None
     out["timings"] = job.get("timings") or {}
     out["files"] = {k: f"/alerts/{jid}/files/{name}" for k, name in (job.get("files") or {}).items()}
-    out["result_dir"] = job.get("result_dir")
     out["alert"] = job.get("alert")
     if versions is not None:
         out["versions"] = [{"job_id": v["job_id"], "status": v["status"]} for v in versions]

@@ -26,7 +26,7 @@ import torch
 
 from dingo_gw import FORMAT_VERSION, __version__
 from dingo_gw.errors import FileFormatError
-from dingo_gw.io.atomic import atomic_write
+from dingo_gw.io.atomic import atomic_write, save_torch
 from dingo_gw.nn.network_file import load_torch_dict
 
 CHECKPOINT_KIND = "dingo_gw_checkpoint"
@@ -51,7 +51,7 @@ def checkpoint_dict(config: dict, completed: dict, job: dict | None, finished: b
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """Write ``payload`` (from :func:`checkpoint_dict`) atomically."""
     with atomic_write(path) as tmp:
-        torch.save(payload, tmp)
+        save_torch(payload, tmp)
     return Path(path)
 
 

@@ -335,22 +335,34 @@ def load_train_config(path: str | Path) -> TrainConfig:
 
 #: Config keys that may differ between a checkpoint and the config used to resume it.
 RESUMABLE_CHANGES = ("local", "output_dir", "training.max_wall_time", "init_network.training.max_wall_time")
+#: Stage lists that a resume may extend: the checkpoint's stages must be a prefix of the new ones.
+EXTENSIBLE_STAGES = "training.stages"
+
+
+def added_stages(stored: dict, current: dict) -> int:
+    """How many posterior-network stages ``current`` appends to the checkpoint config ``stored``."""
+    return len(current["training"]["stages"]) - len(stored["training"]["stages"])
 
 
 def check_same_run(stored: dict, current: dict, source: str) -> None:
     """ConfigError naming the first key where ``current`` differs from the checkpoint's config
-    (outside :data:`RESUMABLE_CHANGES`): resuming must continue the same run."""
+    (outside :data:`RESUMABLE_CHANGES`): resuming must continue the same run. The posterior
+    network's stage list may grow (:data:`EXTENSIBLE_STAGES`): stages appended to a finished or
+    running schedule are trained after the stored ones, which run exactly as before."""
 
     def walk(a, b, path):
         if path in RESUMABLE_CHANGES:
             return
+        if path == EXTENSIBLE_STAGES and isinstance(a, list) and isinstance(b, list) and len(b) > len(a):
+            b = b[: len(a)]
         if isinstance(a, dict) and isinstance(b, dict):
             for k in list(a) + [k for k in b if k not in a]:
                 walk(a.get(k), b.get(k), f"{path}.{k}" if path else k)
         elif a != b:
             raise ConfigError(
                 f"{source}: {path} = {b!r} differs from the checkpoint's {a!r}; resuming needs the same "
-                f"run config (only {', '.join(RESUMABLE_CHANGES)} may change)"
+                f"run config (only {', '.join(RESUMABLE_CHANGES)} may change, and stages may be appended to "
+                f"{EXTENSIBLE_STAGES})"
             )
 
     walk(stored, current, "")

@@ -29,7 +29,7 @@ from dingo_gw.io.atomic import atomic_write
 from dingo_gw.nn import build_model, network_dict, save_network
 from dingo_gw.train import distributed
 from dingo_gw.train.checkpoint import CHECKPOINT_NAME, checkpoint_dict, load_checkpoint, save_checkpoint
-from dingo_gw.train.config import TrainConfig, check_same_run, parse_train_config
+from dingo_gw.train.config import TrainConfig, added_stages, check_same_run, parse_train_config
 from dingo_gw.train.data import TrainingData, load_training_data
 from dingo_gw.train.progress import TrainingLog
 from dingo_gw.train.trainer import JobSpec, Trainer
@@ -127,7 +127,13 @@ def _train(config: TrainConfig, ctx: distributed.Context, resume, stop_after_epo
     out = Path(config.output_dir)
     ckpt = _find_checkpoint(config, resume)
     result = RunResult("finished", out, checkpoint=out / CHECKPOINT_NAME)
-    if ckpt is not None and ckpt["finished"]:
+    extra = added_stages(ckpt["config"], config.to_dict()) if ckpt is not None else 0
+    if extra > 0:
+        log.info("extending the run in %s by %d stage(s) after its %d stored one(s)", out, extra,
+                 len(ckpt["config"]["training"]["stages"]))
+    if ckpt is not None and ckpt["finished"] and extra <= 0 and not (out / NETWORK_NAME).exists():
+        log.warning("%s is missing: writing it again from the checkpoint's best weights", out / NETWORK_NAME)
+    elif ckpt is not None and ckpt["finished"] and extra <= 0:
         log.info("the run in %s has already finished (%s)", out, NETWORK_NAME)
         result.outcome = "already_finished"
         result.network = out / NETWORK_NAME
@@ -142,6 +148,9 @@ def _train(config: TrainConfig, ctx: distributed.Context, resume, stop_after_epo
     for spec in jobs_of(config):
         if spec.name in completed:
             result.init_network = out / INIT_NETWORK_NAME
+            if ctx.is_main and not result.init_network.exists():  # deleted: the checkpoint holds it
+                with atomic_write(result.init_network) as tmp:
+                    torch.save(completed[spec.name], tmp)
             continue
         if stop_after_epochs == 0:
             result.outcome = "stopped"

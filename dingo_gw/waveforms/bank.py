@@ -37,7 +37,7 @@ import numpy as np
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError, DingoError, FileFormatError
-from dingo_gw.io.atomic import atomic_write, check_writable, temporary_path
+from dingo_gw.io.atomic import atomic_write, check_writable, close_quietly, h5_writer, temporary_path, write_failed
 from dingo_gw.io.hdf5 import open_h5, read_json_attr, stamp, write_json_attr
 from dingo_gw.priors import EXTRINSIC_PARAMETERS, REFERENCE_EXTRINSIC, build_prior, sample_prior
 from dingo_gw.versions import package_versions
@@ -167,13 +167,22 @@ def generate_bank(
     tmp = temporary_path(out)
     n_rows = stop - start
     chunks = [(a, min(a + config.chunk_size, n_rows)) for a in range(0, n_rows, config.chunk_size)]
-    f = _open_progress_file(tmp, metadata, params, np.arange(start, stop), len(domain), len(chunks), resume)
+    try:
+        f = _open_progress_file(tmp, metadata, params, np.arange(start, stop), len(domain), len(chunks), resume)
+    except OSError as e:  # disk full or I/O error: the file is incomplete
+        generator.close()
+        tmp.unlink(missing_ok=True)
+        raise write_failed(out, e) from None
     try:
         _fill_chunks(f, generator, lp, chunks, workers, progress)
         failed = f["progress/failed"][()].astype(bool)
         failures = _failure_summary(f, chunks, params, start)
+    except OSError as e:  # writes after the failure were dropped: the file cannot be resumed
+        close_quietly(f)
+        tmp.unlink(missing_ok=True)
+        raise write_failed(out, e) from None
     except BaseException:
-        f.close()
+        f.close()  # interrupted: the chunks done so far stay resumable
         raise
     finally:
         generator.close()
@@ -189,10 +198,15 @@ def generate_bank(
     if shard is not None and config.svd is not None:
         logger.info("shard written uncompressed; merge the shards, then run dingo_build_svd")
     if not failures.count and svd_settings is None:  # the generation file is the bank
-        del f["progress"]
-        del f.attrs["run_identity"]
-        write_json_attr(f, "metadata", {**metadata, "svd": None})
-        f.close()
+        try:
+            del f["progress"]
+            del f.attrs["run_identity"]
+            write_json_attr(f, "metadata", {**metadata, "svd": None})
+            f.close()
+        except OSError as e:
+            close_quietly(f)
+            tmp.unlink(missing_ok=True)
+            raise write_failed(out, e) from None
         os.replace(tmp, out)
         return BankSummary(out, n_rows, failures)
     try:
@@ -246,7 +260,7 @@ def _open_progress_file(tmp: Path, metadata: dict, params: dict, sample_index: n
     identity = json.dumps({**metadata, "config": {**metadata["config"], "compression": None}}, sort_keys=True)
     if tmp.exists() and resume:
         try:
-            f = h5py.File(tmp, "r+")
+            f = h5_writer(tmp, "r+")
         except OSError:
             logger.warning("cannot read the unfinished %s (killed while writing metadata?); starting over", tmp)
         else:
@@ -266,7 +280,7 @@ def _open_progress_file(tmp: Path, metadata: dict, params: dict, sample_index: n
         logger.info("nothing to resume at %s; starting a new run", tmp)
     if tmp.exists():
         tmp.unlink()
-    f = h5py.File(tmp, "w")
+    f = h5_writer(tmp)
     try:
         stamp(f, KIND)
         write_json_attr(f, "metadata", metadata)
@@ -282,9 +296,10 @@ def _open_progress_file(tmp: Path, metadata: dict, params: dict, sample_index: n
         _early_dataset(progress, "failed", (n,), np.uint8)[...] = 0
         _early_dataset(progress, "first_error", (n_chunks,), "S400")[...] = b""
         f.flush()
+        f.check()
     except BaseException:
-        f.close()
-        tmp.unlink()
+        close_quietly(f)
+        tmp.unlink(missing_ok=True)
         raise
     return f
 
@@ -311,6 +326,7 @@ def _fill_chunks(f: h5py.File, generator: WaveformGenerator, lp: Mapping[str, np
             f.flush()
             chunk_done[k] = 1
             f.flush()
+            f.check()  # a failed write (disk full) stops the run here
             bar.update(b - a)
             if _after_chunk is not None:
                 _after_chunk(k)
@@ -399,7 +415,7 @@ def _write_bank(path: Path, source: _RowSource, metadata: dict, svd_settings: SV
         }
     mismatches = np.zeros((n_val, 2))
     asd_name = (svd_settings.whiten or DEFAULT_MISMATCH_ASD) if svd_settings is not None else None
-    with h5py.File(path, "w") as f:
+    with h5_writer(path) as f:
         stamp(f, KIND)
         _create_rows(f, source.parameters, source.sample_index)
         if basis is None:
@@ -425,6 +441,7 @@ def _write_bank(path: Path, source: _RowSource, metadata: dict, svd_settings: SV
                         exact = h[lo - a:hi - a]
                         approx = basis.decompress(coeffs[lo - a:hi - a])
                         mismatches[lo - n_train:hi - n_train, j] = mismatch(exact, approx, domain, asd_name)
+                f.check()
                 bar.update(b - a)
         if basis is not None:
             svd_meta["mismatch"] = {
@@ -489,6 +506,9 @@ def merge_banks(paths: Sequence[str | Path], out: str | Path, progress: bool = T
     if not paths:
         raise DataError("no shard files given")
     out = check_writable(out)
+    for p in paths:
+        if out.exists() and Path(p).exists() and os.path.samefile(out, p):
+            raise DataError(f"the output {out} is also an input ({p}); choose another --out")
     banks = [load_bank(p) for p in paths]
     ref = banks[0]
     for bank in banks:

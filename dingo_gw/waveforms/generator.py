@@ -585,6 +585,9 @@ _WORKER_GENERATOR: WaveformGenerator | None = None
 
 def _pool_init(generator: WaveformGenerator) -> None:
     global _WORKER_GENERATOR
+    from dingo_gw.io.workers import init_worker
+
+    init_worker()  # SIGINT left to the parent; exit when the parent dies (even by SIGKILL)
     _WORKER_GENERATOR = generator
 
 

@@ -29,7 +29,8 @@ def test_data_options_must_be_consistent(capsys, tmp_path):
     assert "given twice" in _error(["--gps", "1", "--strain", "H1=a", "--strain", "H1=b"], capsys, tmp_path)
     line = _error(["--gps", "1126259462.4", "--strain", "X1=a.hdf5"], capsys, tmp_path)
     assert "unknown detector 'X1'" in line
-    assert "--num-samples must be >= 1" in _error(["--event", "GW150914", "--num-samples", "0"], capsys, tmp_path)
+    assert "--num-samples: expected an integer in [1, 10000000], got '0'" in _error(
+        ["--event", "GW150914", "--num-samples", "0"], capsys, tmp_path)
 
 
 def test_parser_defaults():

@@ -100,7 +100,14 @@ def networks(tmp_path_factory):
                     None, None, epochs=6,
                     extrinsic={"luminosity_distance": "Uniform(minimum=200.0, maximum=1500.0)", "geocent_time": 0.0,
                                "ra": 1.2, "dec": 0.3, "psi": 0.7})
-    return {"gnpe": gnpe, "direct": direct}
+    # the same, with the distance left to importance sampling (drawn from its conditional posterior)
+    no_distance = _train(d / "no_distance", d / "bank_narrow.h5", d / "asd.h5", ["chirp_mass"],
+                         {"embedding": small["embedding"],
+                          "flow": {"transforms": 3, "bins": 8, "hidden_features": [32, 32]}},
+                         None, None, epochs=6,
+                         extrinsic={"luminosity_distance": "Uniform(minimum=200.0, maximum=1500.0)",
+                                    "geocent_time": 0.0, "ra": 1.2, "dec": 0.3, "psi": 0.7})
+    return {"gnpe": gnpe, "direct": direct, "no_distance": no_distance}
 
 
 def _files(folder: Path) -> list[str]:
@@ -232,8 +239,9 @@ def _assert_matches_grid(r, grid):
         x, p = grid[name], grid["p"]
         mean_grid = np.sum(p * x)
         std_grid = np.sqrt(np.sum(p * (x - mean_grid) ** 2))
-        mean = np.sum(w * r.samples[name])
-        std = np.sqrt(np.sum(w * (r.samples[name] - mean) ** 2))
+        y = np.where(w > 0, r.samples[name], 0.0)  # recovered parameters are NaN where the weight is zero
+        mean = np.sum(w * y)
+        std = np.sqrt(np.sum(w * (y - mean) ** 2))
         assert abs(mean - mean_grid) < 5 * std_grid / np.sqrt(r.n_eff) + 0.02 * std_grid
         assert abs(std / std_grid - 1) < 0.12
     assert abs(r.log_evidence - grid["log_z"]) < 4 * r.log_evidence_err + 0.05
@@ -252,6 +260,20 @@ def test_importance_sampling_passes_and_matches_a_grid_posterior(networks, tmp_p
     assert np.allclose(post["geocent_time"], GPS)
     _assert_matches_grid(r, grid)
     assert r.log_bayes_factor > 10  # a clear signal
+
+
+def test_network_without_distance_gets_it_from_its_conditional_posterior(networks, tmp_path):
+    """A network that does not infer the distance: importance sampling draws it with the phase from
+    their conditional posterior, and the weighted posterior matches the brute-force grid."""
+    out, grid = _narrow_injection({"direct": networks["no_distance"]}, tmp_path)
+    r = out.result
+    assert r.ok and "refinement" not in r.meta_data
+    assert r.meta_data["recovered_parameters"] == ["phase", "luminosity_distance"]
+    d = r.samples["luminosity_distance"][r.weights > 0]
+    assert len(d) > 1000 and np.all((d >= 200.0) & (d <= 1500.0))
+    _assert_matches_grid(r, grid)
+    # the distance costs the network nothing: its efficiency is not below the 2-parameter network's
+    assert r.meta_data["sample_efficiency"] > 0.2
 
 
 def test_refinement_matches_the_grid_posterior(networks, tmp_path):

@@ -171,7 +171,7 @@ def test_cli_fit_and_synthetic_dataset(o1o2, tmp_path, capsys):
     for argv, message in (
         (["--target-psd", f"V1={lfi}"], "the model has no V1"),
         (["--target-psd", "H1"], "expected DET=FILE"),
-        (["--num-samples", "0"], "--num-samples must be >= 1"),
+        (["--num-samples", "0"], "--num-samples: expected an integer in [1, 10000000], got '0'"),
     ):
         base = ["--model", str(model_path), "--num-samples", "5", "--out", str(tmp_path / "bad.h5")]
         with pytest.raises(SystemExit) as e:

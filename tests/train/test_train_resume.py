@@ -136,3 +136,43 @@ def test_prefetch_thread_gives_identical_weights(write_config, straight_run):
     result = train(load_train_config(write_config("prefetch", local={"workers": 1})))
     assert_same_weights(state(result.network), state(ref.network))
     assert_same_weights(state(result.init_network), state(ref.init_network))
+
+
+def test_appended_stage_extends_a_finished_run_exactly(write_config, straight_run):
+    """A finished run resumed with a config that appends a stage trains that stage and reaches
+    exactly the weights of a run that had the longer schedule from the start."""
+    import yaml
+
+    cfg0, ref = straight_run
+    base = yaml.safe_load(open(ref.output_dir / "config.yaml"))
+    extra = dict(base["training"]["stages"][-1], epochs=1)
+    extra["optimizer"] = dict(extra["optimizer"], lr=extra["optimizer"]["lr"] * 0.5)
+    stages = base["training"]["stages"] + [extra]
+
+    short = train(load_train_config(write_config("short")))
+    assert short.outcome == "finished"
+    extended_cfg = load_train_config(write_config("short", training={"stages": stages}))
+    extended = train(extended_cfg, resume=True)
+    assert extended.outcome == "finished"
+    history = losses(extended.output_dir / "history.csv")
+    assert len(history) == len(losses(ref.output_dir / "history.csv")) + 1
+    assert history[-1]["stage"] == str(len(stages))
+
+    longer = train(load_train_config(write_config("longer", training={"stages": stages})))
+    assert_same_weights(state(extended.network), state(longer.network))
+    assert losses(longer.output_dir / "history.csv") == history
+    # the stored schedule is now the extended one: a plain resume has nothing left to do
+    assert train(extended_cfg, resume=True).outcome == "already_finished"
+
+
+def test_changed_stage_is_refused_on_resume(write_config, straight_run):
+    from dingo_gw.errors import ConfigError
+
+    _, ref = straight_run
+    import yaml
+
+    stages = yaml.safe_load(open(ref.output_dir / "config.yaml"))["training"]["stages"]
+    train(load_train_config(write_config("changed")))
+    stages[0] = dict(stages[0], epochs=stages[0]["epochs"] + 1)
+    with pytest.raises(ConfigError, match="training.stages"):
+        train(load_train_config(write_config("changed", training={"stages": stages})), resume=True)

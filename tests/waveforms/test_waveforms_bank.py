@@ -334,7 +334,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     cases = [
         (generate_dataset.main, ["--config", str(cfg), "--out", str(tmp_path / "b.h5")], "error: config error|error: prior.chirp_mass"),
         (generate_dataset.main, ["--config", str(write_yaml(tmp_path / "ok.yaml", BASE)),
-                                 "--out", str(tmp_path / "bank.yaml" / "b.h5")], "error: cannot create the folder"),
+                                 "--out", str(tmp_path / "bank.yaml" / "b.h5")], "error: cannot create output folder"),
         (generate_dataset.main, ["--config", str(write_yaml(tmp_path / "coarse.yaml", {
             **BASE, "domain": {"f_min": 20.0, "f_max": 256.0, "delta_f": 2.0}})), "--out", str(tmp_path / "new" / "b.h5")],
          "error: domain.delta_f = 2.0 Hz gives segments of T = 1/delta_f = 0.5 s"),

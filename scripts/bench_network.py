@@ -1,0 +1,116 @@
+"""Benchmark of a network's own proposal (not a test): sample efficiency without refinement.
+
+For each network given (``--network``, repeatable; default: the shipped one), on a quiet machine:
+
+1. ``dingo_analyze --event GW150914 --refine never`` for ``--seeds`` seeds: sample efficiency,
+   n_eff, Pareto k̂, network samples outside the GNPE kernel / prior, and the wall time;
+2. ``--injections`` injections drawn from the network's prior (one per seed, the same draws for
+   every network that shares the prior) into Gaussian noise coloured by the published GW150914
+   PSDs (analysis default for injections), ``--refine never``: efficiency and n_eff.
+
+Medians are printed per network, with the ratio to the first network (the baseline of this run).
+Targets (issue 17): GW150914 efficiency >= 1 % and n_eff >= 1000 in <= 30 s; injections: median
+efficiency >= 1 %, none below 0.1 %.
+
+    python scripts/bench_network.py [--network FILE ...] [--seeds 3] [--injections 8]
+        [--num-samples 20000] [--out bench_network.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import load_average  # noqa: E402
+
+
+def run_one(network: str, outdir: Path, label: str, seed: int, num_samples: int, event: str | None,
+            injection: str | None, workers: int) -> dict:
+    from dingo_gw.inference.analyze import AnalysisSettings, analyze
+
+    settings = AnalysisSettings(
+        event=event, injection=injection, network=network, outdir=str(outdir), label=label,
+        num_samples=num_samples, seed=seed, workers=workers, refine="never", progress=False, corner=False,
+    )
+    t0 = time.perf_counter()
+    out = analyze(settings)
+    wall = time.perf_counter() - t0
+    meta = out.result.meta_data
+    n = float(meta.get("num_network_samples") or meta.get("num_proposal_samples") or num_samples)
+    return {
+        "label": label, "seed": seed, "wall_s": round(wall, 2),
+        "sample_efficiency": float(meta.get("sample_efficiency") or 0.0),
+        "n_eff": float(meta.get("n_eff") or 0.0), "pareto_k": meta.get("pareto_k"),
+        "rejected_fraction": float(meta.get("num_rejected_proposals") or 0) / n,
+        "outside_prior_fraction": float(meta.get("num_outside_prior") or 0) / n,
+        "log_evidence": float(out.result.log_evidence),
+    }
+
+
+def summarise(rows: list[dict]) -> dict:
+    eff = np.array([r["sample_efficiency"] for r in rows])
+    return {"median_efficiency": float(np.median(eff)), "min_efficiency": float(eff.min()),
+            "median_n_eff": float(np.median([r["n_eff"] for r in rows])),
+            "median_wall_s": float(np.median([r["wall_s"] for r in rows]))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--network", action="append", default=[],
+                    help="network file (repeat to compare; the first is the baseline; default: the shipped one)")
+    ap.add_argument("--seeds", type=int, default=3, help="GW150914 runs (seeds 0..N-1)")
+    ap.add_argument("--injections", type=int, default=8, help="injections from the network prior (seeds 100..)")
+    ap.add_argument("--num-samples", type=int, default=20000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--outdir", default="bench_network_out")
+    ap.add_argument("--out", default="bench_network.json")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("bilby").setLevel(logging.ERROR)
+
+    from dingo_gw.inference.analyze import find_network
+
+    networks = [str(find_network(n)) for n in (args.network or [None])]
+    print(f"load average before: {load_average()}")
+    report = {"load_average_before": load_average(), "networks": {}}
+    for k, net in enumerate(networks):
+        outdir = Path(args.outdir) / f"net{k}"
+        event_rows = [run_one(net, outdir, f"GW150914_s{s}", s, args.num_samples, "GW150914", None, args.workers)
+                      for s in range(args.seeds)]
+        inj_rows = [run_one(net, outdir, f"inj{s:03d}", 100 + s, args.num_samples, None, "prior", args.workers)
+                    for s in range(args.injections)]
+        report["networks"][net] = {"GW150914": event_rows, "injections": inj_rows,
+                                   "GW150914_summary": summarise(event_rows) if event_rows else None,
+                                   "injection_summary": summarise(inj_rows) if inj_rows else None}
+        for name, rows in (("GW150914", event_rows), ("injections", inj_rows)):
+            for r in rows:
+                print(f"{net} {r['label']}: efficiency {100 * r['sample_efficiency']:.3g} %, n_eff {r['n_eff']:.1f}, "
+                      f"k {r['pareto_k']}, rejected {100 * r['rejected_fraction']:.0f} % "
+                      f"(outside prior {100 * r['outside_prior_fraction']:.0f} %), {r['wall_s']:.1f} s", flush=True)
+    print(f"load average after: {load_average()}")
+    report["load_average_after"] = load_average()
+    base = None
+    print("\nnetwork | GW150914 median eff. | n_eff | wall | injections median eff. | min | ratio vs first")
+    for net, rep in report["networks"].items():
+        g, i = rep["GW150914_summary"], rep["injection_summary"]
+        ge = g["median_efficiency"] if g else float("nan")
+        ie = i["median_efficiency"] if i else float("nan")
+        base = base or (ge, ie)
+        print(f"{net} | {100 * ge:.3g} % | {g['median_n_eff'] if g else float('nan'):.0f} | "
+              f"{g['median_wall_s'] if g else float('nan'):.1f} s | {100 * ie:.3g} % | "
+              f"{100 * i['min_efficiency'] if i else float('nan'):.3g} % | "
+              f"x{ge / base[0] if base[0] else float('nan'):.3g} / x{ie / base[1] if base[1] else float('nan'):.3g}")
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
