@@ -22,7 +22,7 @@ from scipy.special import logsumexp
 
 from dingo_gw.errors import DataError, DingoError, FileFormatError
 from dingo_gw.io.hdf5 import to_jsonable
-from dingo_gw.io.atomic import atomic_write
+from dingo_gw.io.atomic import atomic_write, prepare_outdir
 from dingo_gw.priors import chi_eff, component_masses
 
 #: Parameters every posterior of a precessing BBH analysis holds, in table order.
@@ -237,7 +237,7 @@ class Result:
         """
         if extension not in ("json", "hdf5"):
             raise DataError(f"result: unknown file extension {extension!r}; use json or hdf5")
-        outdir = _make_outdir(outdir)
+        outdir = prepare_outdir(outdir)
         if not self.ok:
             path = outdir / f"{label}_failed_proposal.json"
             report = {
@@ -251,6 +251,9 @@ class Result:
             return path
         path = outdir / f"{label}_result.{extension}"
         bilby_result = self.to_bilby(label, outdir)
+        # bilby has no public call for the dictionary it writes (save_to_file writes in place, not atomically,
+        # and renames an existing file): private API of the pinned bilby==2.8.2, checked by
+        # tests/test_results.py::test_pinned_bilby_private_api
         dictionary = bilby_result._get_save_data_dictionary()
         with atomic_write(path) as tmp:
             if extension == "json":
@@ -450,16 +453,6 @@ def _decode_priors(priors, filename: Path):
 _PRIOR_DICT_CLASSES = ("bilby.core.prior.dict.PriorDict", "bilby.core.prior.PriorDict", "bilby.gw.prior.BBHPriorDict",
                        "bilby.gw.prior.PriorDict")
 
-
-def _make_outdir(outdir: str | Path) -> Path:
-    outdir = Path(outdir)
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create output folder {outdir}: {e.strerror or e}") from None
-    if not outdir.is_dir():
-        raise DataError(f"output path {outdir} is not a folder")
-    return outdir
 
 
 def _fmt(x: float) -> str:

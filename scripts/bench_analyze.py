@@ -8,7 +8,7 @@
    data, PSDs and waveform model, in the same run, with the largest |Δ log L|. Target: ours >= bilby.
    The samples are the run's importance-sampled proposal samples, or prior draws when no network
    is available. (|Δ log L| ~ 1e-3 comes from bilby's float64 round-off of absolute GPS times,
-   2.4e-7 s at 1.1e9 s, in its time shifts; tests/inference/test_inference_likelihood.py uses
+   2.4e-7 s at 1.1e9 s, in its time shifts; tests/likelihood/test_likelihood_gaussian.py uses
    exactly representable times and finds < 1e-3.)
 
     python scripts/bench_analyze.py [--network FILE] [--num-samples 20000] [--like-samples 400]
@@ -31,7 +31,7 @@ def likelihood_benchmark(strain, psds, domain, segment_start, trigger, approxima
     import bilby
 
     from dingo_gw.domain import FrequencyDomain
-    from dingo_gw.inference.likelihood import GaussianLikelihood
+    from dingo_gw.likelihood.gaussian import GaussianLikelihood
     from dingo_gw.waveforms import WaveformGenerator
 
     # bilby's likelihood on the same FD data (its window factor is 1: compare with w = 1)
@@ -69,7 +69,7 @@ def likelihood_benchmark(strain, psds, domain, segment_start, trigger, approxima
             out[f"ours_{workers}_per_s"] = n / t
             out[f"ours_{workers}_max_dlogl"] = float(np.nanmax(np.abs(ours - ref)))
         if fiducial is not None:
-            from dingo_gw.inference.relative_binning import RelativeBinningLikelihood
+            from dingo_gw.likelihood.relative_binning import RelativeBinningLikelihood
 
             rb = RelativeBinningLikelihood(like, fiducial)
             try:
@@ -109,9 +109,10 @@ def main(argv=None):
 
     from dingo_gw.errors import DingoError
     from dingo_gw.events import get_event
-    from dingo_gw.inference.analyze import (
-        AnalysisSettings, analyze, estimate_psds, find_network, post_trigger, read_strain, segment_fd,
-    )
+    from dingo_gw.inference.analyze import AnalysisSettings, analyze
+    from dingo_gw.inference.network import find_network
+    from dingo_gw.noise.event_psd import estimate_psds
+    from dingo_gw.noise.event_strain import analysis_segment, post_trigger, read_strain, segment_fd
 
     try:
         network = find_network(args.network)
@@ -149,7 +150,7 @@ def main(argv=None):
             samples = {k: r.samples[k][take] for k in r.samples}
             samples["geocent_time"] = samples["geocent_time"] - ev.trigger_time
         else:  # too few importance-sampled samples (failed proposal): draws from the network's prior
-            from dingo_gw.inference.analyze import load_analysis_network
+            from dingo_gw.inference.network import load_analysis_network
 
             samples = prior_samples(load_analysis_network(network).prior, args.like_samples)
         strain, psds, domain, start, trigger = ev.strain, ev.psds, ev.domain, ev.segment_start, ev.trigger_time
@@ -160,7 +161,7 @@ def main(argv=None):
         event = get_event(args.event)
         domain = FrequencyDomain(20.0, 1024.0, 0.125)
         post = post_trigger(domain)
-        segment = (event.gps - domain.duration + post, event.gps + post)
+        segment = analysis_segment(event.gps, domain, post)
         strains = read_strain({d: event.strain_path(d) for d in event.detectors}, segment)
         strain, start, domain = segment_fd(strains, list(event.detectors), domain, event.gps, post, 0.4)
         psds, _ = estimate_psds(strains, domain, segment, {}, event, None, 0.4, list(event.detectors))

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("bilby").setLevel(logging.ERROR)
 
-    from dingo_gw.inference.analyze import find_network
+    from dingo_gw.inference.network import find_network
 
     networks = [str(find_network(n)) for n in (args.network or [None])]
     print(f"load average before: {load_average()}")

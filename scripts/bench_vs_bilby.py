@@ -111,13 +111,16 @@ def run_dingo_analyze(args, network_path: Path, params_file: Path, gps: float, f
 # -- 2. bilby -------------------------------------------------------------------------------------
 def rebuild_data(network, args, params_file: Path, gps: float):
     """The injected data exactly as dingo_analyze made them (same functions, same seed)."""
-    from dingo_gw.inference.analyze import AnalysisSettings, injection_data, injection_psds, network_generator
+    from dingo_gw.inference.analyze import AnalysisSettings
+    from dingo_gw.inference.injection import injection_data
+    from dingo_gw.inference.network import network_generator
+    from dingo_gw.noise.event_psd import injection_psds
 
     psds, _ = injection_psds(psd_pairs(args.psd), network.domain, network.detectors, None)
     settings = AnalysisSettings(injection=str(params_file), network=str(network.path), seed=args.seed)
     gen = network_generator(network)
     try:
-        event, params = injection_data(network, settings, gps, gen, psds, args.seed)
+        event, params = injection_data(network, settings.injection, gps, gen, psds, args.seed)
     finally:
         gen.close()
     return event, params
@@ -210,7 +213,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bilby").setLevel(logging.WARNING)
-    from dingo_gw.inference.analyze import find_network, load_analysis_network
+    from dingo_gw.inference.network import find_network, load_analysis_network
     from dingo_gw.inference.injection import injection_parameters
 
     network_path = find_network(args.network).resolve()

@@ -84,7 +84,8 @@ def main(argv=None) -> int:
     from scipy import stats
 
     from dingo_gw.cli.analyze import _pairs
-    from dingo_gw.inference.analyze import AnalysisSettings, analyze, find_network, load_analysis_network
+    from dingo_gw.inference.analyze import AnalysisSettings, analyze
+    from dingo_gw.inference.network import find_network, load_analysis_network
     from dingo_gw.io.atomic import atomic_write
     from dingo_gw.results import Result
 

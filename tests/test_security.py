@@ -274,7 +274,7 @@ def test_proposal_file_payload_is_refused_by_is_part(tmp_path, marker, capsys):
     """A proposal file (dingo_analyze --is-parts) whose stored prior strings hold the payload."""
     from dingo_gw.cli.analyze import main
     from dingo_gw.domain import FrequencyDomain
-    from dingo_gw.inference.is_parts import save_proposal
+    from dingo_gw.inference.importance.parts import save_proposal
 
     domain = FrequencyDomain(20.0, 128.0, 0.5)
     n = 8

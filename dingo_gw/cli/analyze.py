@@ -109,7 +109,7 @@ def _label(settings) -> str:
 
 def run_is_part(args) -> int:
     """--proposal FILE --is-part K: one importance-sampling part job."""
-    from dingo_gw.inference.is_parts import run_part
+    from dingo_gw.inference.importance.parts import run_part
 
     if args.proposal is None or args.is_part is None:
         raise ConfigError("--proposal FILE and --is-part K go together (one importance-sampling part job)")
@@ -130,7 +130,8 @@ def run_is_part(args) -> int:
 
 @run_main
 def main(argv=None) -> int:
-    from dingo_gw.inference.analyze import AnalysisSettings, analyze, summary_text
+    from dingo_gw.inference.analyze import AnalysisSettings, analyze
+    from dingo_gw.inference.outputs import summary_text
 
     args = build_parser().parse_args(argv)
     if args.is_part is not None or args.proposal is not None or args.part_out is not None:

@@ -48,8 +48,8 @@ def _out_location(out: str | None) -> tuple[Path | None, str | None]:
 
 def merge(args) -> int:
     from dingo_gw.cli._common import ensure_parent
-    from dingo_gw.inference.analyze import summary_text
-    from dingo_gw.inference.is_parts import merge_parts
+    from dingo_gw.inference.outputs import summary_text
+    from dingo_gw.inference.importance.parts import merge_parts
 
     outdir, label = _out_location(args.out)
     if args.out is not None:

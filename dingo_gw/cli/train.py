@@ -3,7 +3,7 @@
     dingo_train configs/train_tiny.yaml                  # new run into the config's output_dir
     dingo_train configs/train_tiny.yaml --resume         # continue it after a kill (or start it)
     dingo_train --resume out/train_tiny/checkpoint.pt    # continue with the checkpoint's config
-    torchrun --nproc_per_node 4 -m dingo_gw.train configs/train_gpu.yaml   # DDP (or --distributed)
+    torchrun --nproc_per_node 4 -m dingo_gw.cli.train configs/train_gpu.yaml   # DDP (or --distributed)
 """
 
 from __future__ import annotations
@@ -92,3 +92,7 @@ def _is_main_process() -> bool:
     import os
 
     return int(os.environ.get("RANK", "0")) == 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

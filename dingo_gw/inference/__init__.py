@@ -1,17 +1,14 @@
-"""Inference: the exact likelihood, phase recovery and importance sampling of network proposals.
+"""Inference on one event: from the analysed data to a weighted posterior.
 
->>> from dingo_gw.inference import GaussianLikelihood, importance_sample
->>> like = GaussianLikelihood(data, psds, domain, generator, trigger_time, time_origin=start)
->>> result = importance_sample(samples, log_prob, prior, like, seed=0, workers=2)
+Sub-packages by job (each imports only downward; see docs/architecture.md):
+
+* :mod:`dingo_gw.inference.sampling` - proposal samples from a network (direct NPE/FMPE, GNPE Gibbs), with log q;
+* :mod:`dingo_gw.inference.importance` - importance sampling of a proposal (weights, n_eff, evidence, parts jobs);
+* :mod:`dingo_gw.inference.refine` - refinement of a weak proposal (tempered SMC, mixtures, fitted flows).
+
+Modules: :mod:`~dingo_gw.inference.network` (the network file as inference needs it),
+:mod:`~dingo_gw.inference.event_data` (whitened network input of the analysed data),
+:mod:`~dingo_gw.inference.injection` (simulated events), :mod:`~dingo_gw.inference.outputs` (result files),
+and :mod:`~dingo_gw.inference.analyze`, the driver ``strain -> PSD/whitening -> network sampling ->
+importance sampling -> result``. The exact likelihood is in :mod:`dingo_gw.likelihood`.
 """
-
-from dingo_gw.inference.importance_sampling import (
-    MIN_EFFECTIVE_SAMPLES, WeightedSamples, importance_sample, log_prior, weight_statistics,
-)
-from dingo_gw.inference.likelihood import GaussianLikelihood
-from dingo_gw.inference.phase_recovery import recover_phase
-
-__all__ = [
-    "GaussianLikelihood", "MIN_EFFECTIVE_SAMPLES", "WeightedSamples", "importance_sample", "log_prior",
-    "recover_phase", "weight_statistics",
-]

@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+import torch
 
 from dingo_gw.detectors import DetectorNetwork
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError
+from dingo_gw.inference.event_data import EventData
+from dingo_gw.inference.network import AnalysisNetwork
 from dingo_gw.priors import component_masses, sample_prior
 
 logger = logging.getLogger(__name__)
@@ -144,3 +147,16 @@ def simulate_injection(params: Mapping[str, float], detectors, waveform_generato
     logger.info("injection: optimal SNR %s, network %.2f", {d: round(s, 2) for d, s in snr.items()},
                 float(np.sqrt(sum(s**2 for s in snr.values()))))
     return data, snr
+
+
+def injection_data(network: AnalysisNetwork, spec: str | Mapping, gps: float, generator, psds, seed: int):
+    """Simulated event (signal + Gaussian noise) on the network's domain; returns (EventData, params).
+    ``spec``: "prior", a JSON file or a mapping (:func:`injection_parameters`)."""
+    params = injection_parameters(spec, network.prior, gps, seed=seed)
+    data, snr = simulate_injection(params, network.detectors, generator, psds, gps,
+                                   np.random.default_rng([seed, 11]))
+    asds = {d: np.sqrt(psds[d]) for d in network.detectors}
+    event_input = network.net_input.event_input(data, asds, segment_start=0.0, dtype=torch.complex128)
+    info = {"injection": {"parameters": params, "optimal_snr": snr,
+                          "network_optimal_snr": float(np.sqrt(sum(v**2 for v in snr.values())))}}
+    return EventData(data, dict(psds), event_input, float(gps), float(gps), network.domain, info), params

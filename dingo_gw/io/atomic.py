@@ -195,3 +195,17 @@ def save_torch(obj, path: str | Path) -> None:
     torch.save(obj, buffer)
     with open(path, "wb") as fh:
         fh.write(buffer.getbuffer())
+
+
+def prepare_outdir(outdir: str | Path) -> Path:
+    """Create ``outdir`` (and parents) if needed; DataError if it cannot be written."""
+    outdir = Path(outdir).expanduser()
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create output folder {outdir}: {e.strerror or e}") from None
+    if not outdir.is_dir():
+        raise DataError(f"output path {outdir} is not a folder")
+    if not os.access(outdir, os.W_OK | os.X_OK):
+        raise DataError(f"output folder {outdir} is not writable")
+    return outdir

@@ -25,6 +25,7 @@ from typing import Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dingo_gw.errors import DataError, DingoError
+from dingo_gw.io.checksum import sha256_file
 
 
 class AlertError(DingoError):
@@ -144,12 +145,6 @@ def _strain_span(path: Path, detector: str) -> tuple[float, float]:
     return s.t0, s.t_end
 
 
-def sha256_file(path: str | Path) -> str:
-    from dingo_gw.inference.analyze import sha256_file as _sha
-
-    return _sha(path)
-
-
 def prepare_alert(alert: Alert, networks, data_dirs: Sequence[str]) -> PreparedAlert:
     """Check an alert against the service (detectors, network, data) and resolve its files.
 
@@ -157,7 +152,8 @@ def prepare_alert(alert: Alert, networks, data_dirs: Sequence[str]) -> PreparedA
     problem: unknown detector, no network for these detectors / chirp mass, a data file missing or
     outside the data folders, no strain covering the analysis segment.
     """
-    from dingo_gw.inference.analyze import _read_psd_spec, post_trigger
+    from dingo_gw.noise.event_psd import read_psd_spec
+    from dingo_gw.noise.event_strain import analysis_segment, post_trigger
     from dingo_gw.inference.injection import injection_parameters
     from dingo_gw.io.datafind import find_strain_file
     from dingo_gw.io.strain import check_detector
@@ -172,7 +168,7 @@ def prepare_alert(alert: Alert, networks, data_dirs: Sequence[str]) -> PreparedA
         warm = networks[name]
         domain = warm.network.domain
         post = post_trigger(domain)
-        segment = (alert.gps - (domain.duration - post), alert.gps + post)
+        segment = analysis_segment(alert.gps, domain, post)
         strain: dict[str, str] = {}
         psd: dict[str, str] = {}
         files: dict[str, str] = {}
@@ -195,7 +191,7 @@ def prepare_alert(alert: Alert, networks, data_dirs: Sequence[str]) -> PreparedA
             if det not in warm.network.detectors:
                 continue
             psd[det] = spec if spec.startswith("design:") else str(resolve_data_file(spec, data_dirs))
-            _read_psd_spec(psd[det], det, domain, data_dirs)  # a design curve's name, a readable PSD file
+            read_psd_spec(psd[det], det, domain, data_dirs)  # a design curve's name, a readable PSD file
         if alert.injection is not None:
             injection_parameters(alert.injection, warm.network.prior, alert.gps)
         for det, p in [*strain.items(), *psd.items()]:

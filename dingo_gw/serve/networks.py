@@ -55,7 +55,7 @@ class NetworkRegistry:
     @classmethod
     def load(cls, entries) -> "NetworkRegistry":
         """Load every configured network (``ServeConfig.networks``) and open its generator."""
-        from dingo_gw.inference.analyze import find_network, load_analysis_network, network_generator
+        from dingo_gw.inference.network import find_network, load_analysis_network, network_generator
 
         out = []
         for e in entries:

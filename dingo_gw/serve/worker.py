@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 def summary_dict(job: dict, result, files: dict, timings: dict, skymap_info: dict | None) -> dict:
     """The summary JSON: medians and 90 % intervals (weighted quantiles), evidence, diagnostics."""
     from dingo_gw.io.hdf5 import to_jsonable
-    from dingo_gw.inference.importance_sampling import PARETO_K_RELIABLE
+    from dingo_gw.inference.importance.importance_sampling import PARETO_K_RELIABLE
     from dingo_gw.results import UNITS, add_derived_parameters, weighted_quantiles
 
     k_hat = result.meta_data.get("pareto_k")

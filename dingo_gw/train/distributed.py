@@ -1,6 +1,6 @@
 """Processes and devices: single process, or DistributedDataParallel under torchrun.
 
-``torchrun --nproc_per_node N -m dingo_gw.train config.yaml`` sets RANK, WORLD_SIZE,
+``torchrun --nproc_per_node N -m dingo_gw.cli.train config.yaml`` sets RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR and MASTER_PORT; :func:`setup` then joins the process group (nccl on
 CUDA, gloo on CPU) and pins rank r to cuda:LOCAL_RANK. Every rank builds the same model and
 pipeline; each takes a disjoint slice of every batch; DDP averages the gradients, so all
@@ -99,7 +99,7 @@ def setup(device_setting: str, distributed: bool = False) -> Context:
     if missing:
         raise ConfigError(
             f"--distributed needs the environment of torchrun (missing {', '.join(missing)}); launch with "
-            "torchrun --nproc_per_node N -m dingo_gw.train config.yaml"
+            "torchrun --nproc_per_node N -m dingo_gw.cli.train config.yaml"
         )
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))

@@ -24,12 +24,15 @@ from dingo_gw.config import parse_config
 from dingo_gw.design_curves import design_asd
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import DataError
-from dingo_gw.inference import analyze as analyze_module
-from dingo_gw.inference.analyze import (
-    AnalysisSettings, analyze, injection_data, injection_psds, load_analysis_network, sha256_file,
-)
-from dingo_gw.inference.importance_sampling import log_prior
-from dingo_gw.inference.likelihood import GaussianLikelihood
+from dingo_gw.inference import network as network_module, run_log
+from dingo_gw.inference.analyze import AnalysisSettings, analyze
+from dingo_gw.inference.injection import injection_data
+from dingo_gw.inference.network import find_network, load_analysis_network
+from dingo_gw.io.checksum import sha256_file
+from dingo_gw.noise.event_psd import estimate_psds, injection_psds
+from dingo_gw.noise.event_strain import check_glitches, read_strain
+from dingo_gw.inference.importance.importance_sampling import log_prior
+from dingo_gw.likelihood.gaussian import GaussianLikelihood
 from dingo_gw.noise.asd_dataset import ASDDataset, save_asd_dataset
 from dingo_gw.train.config import parse_train_config
 from dingo_gw.train.run import train
@@ -156,20 +159,20 @@ def test_event_analysis_writes_files_and_is_reproducible(networks, tmp_path, cap
 def test_network_warnings_are_held_until_the_network_result_stands(caplog):
     """While a refinement may replace the network's result, its warnings are logged as INFO; released,
     they are logged as WARNINGs after all."""
-    name = "dingo_gw.inference.importance_sampling"
+    name = "dingo_gw.inference.importance.importance_sampling"
     with caplog.at_level(logging.INFO):
-        with analyze_module._hold_warnings(True, name) as held:
+        with run_log.hold_warnings(True, name) as held:
             logging.getLogger(name).warning("failed proposal: n_eff = %d", 1)
             logging.getLogger(name).info("an info line")
         assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
             (logging.INFO, "failed proposal: n_eff = 1"), (logging.INFO, "an info line")]
         assert [r.levelno for r in held] == [logging.WARNING]
         caplog.clear()
-        analyze_module._release_warnings(held)
+        run_log.release_warnings(held)
         released = [(r.levelno, r.getMessage()) for r in caplog.records]
         assert released == [(logging.WARNING, "failed proposal: n_eff = 1")]
         caplog.clear()
-        with analyze_module._hold_warnings(False, name) as held:  # disabled: nothing held
+        with run_log.hold_warnings(False, name) as held:  # disabled: nothing held
             logging.getLogger(name).warning("kept")
         assert held == [] and [r.levelno for r in caplog.records] == [logging.WARNING]
     assert not logging.getLogger(name).filters  # the filter is removed
@@ -215,7 +218,7 @@ def _narrow_injection(networks, tmp_path, **kw):
     net = load_analysis_network(networks["direct"])
     psds, _ = injection_psds(psd_files, net.domain, net.detectors, None)
     with WaveformGenerator("IMRPhenomD", net.domain, 20.0) as gen:
-        event, params = injection_data(net, settings, GPS, gen, psds, settings.seed)
+        event, params = injection_data(net, settings.injection, GPS, gen, psds, settings.seed)
         like = GaussianLikelihood(event.strain, event.psds, event.domain, gen, GPS, time_origin=event.segment_start)
         mc, dl = np.linspace(29.2, 31.0, 121), np.linspace(700.0, 1500.0, 161)
         M, D = (x.ravel() for x in np.meshgrid(mc, dl, indexing="ij"))
@@ -371,12 +374,12 @@ def test_unwritable_outdir_and_missing_network(networks, tmp_path, capsys, monke
     blocker.write_text("not a folder")
     line = _run(["--event", "GW150914", "--network", str(networks["gnpe"]), "--outdir", str(blocker / "out")], capsys)
     assert "cannot create output folder" in line
-    monkeypatch.setattr(analyze_module, "DEFAULT_NETWORK", Path("networks") / "absent" / "network.pt")
+    monkeypatch.setattr(network_module, "DEFAULT_NETWORK", Path("networks") / "absent" / "network.pt")
     line = _run(["--event", "GW150914", "--outdir", str(tmp_path / "out")], capsys)
     assert "networks/absent/network.pt" in line and "dingo_train" in line
     assert _files(tmp_path / "out") == []
     with pytest.raises(DataError, match="network file not found"):
-        analyze_module.find_network(tmp_path / "nope.pt")
+        find_network(tmp_path / "nope.pt")
 
 
 def test_glitch_in_the_analysis_segment_is_gated_or_refused(data_dir):
@@ -385,8 +388,8 @@ def test_glitch_in_the_analysis_segment_is_gated_or_refused(data_dir):
 
     event = get_event("GW170814")
     segment = (event.gps - 6.0, event.gps + 2.0)
-    strains = analyze_module.read_strain({d: event.strain_path(d) for d in ("H1", "L1")}, segment)
-    gated, report = analyze_module.check_glitches(strains, event.gps, segment, "gate")
+    strains = read_strain({d: event.strain_path(d) for d in ("H1", "L1")}, segment)
+    gated, report = check_glitches(strains, event.gps, segment, "gate")
     times = [g["time"] for g in report["L1"]["glitches"]]
     assert len(times) == 1 and times[0] == pytest.approx(1186741855.769, abs=0.01)
     assert report["H1"]["glitches"] == []
@@ -394,7 +397,7 @@ def test_glitch_in_the_analysis_segment_is_gated_or_refused(data_dir):
     i = s.index(times[0])
     assert np.all(s.data[i - 100:i + 100] == 0) and np.array_equal(gated["H1"].data, strains["H1"].data)
     with pytest.raises(DataError, match="loud transient"):
-        analyze_module.check_glitches(strains, event.gps, segment, "error")
+        check_glitches(strains, event.gps, segment, "error")
 
 
 def test_welch_psd_when_no_published_psd(data_dir):
@@ -406,8 +409,8 @@ def test_welch_psd_when_no_published_psd(data_dir):
     event = get_event("GW151226")
     domain = FrequencyDomain(20.0, 512.0, 0.125)
     segment = (event.gps - 6.0, event.gps + 2.0)
-    strains = analyze_module.read_strain({"H1": event.strain_path("H1")}, segment)
-    psds, info = analyze_module.estimate_psds(strains, domain, segment, {}, event, None, 0.4, ["H1"])
+    strains = read_strain({"H1": event.strain_path("H1")}, segment)
+    psds, info = estimate_psds(strains, domain, segment, {}, event, None, 0.4, ["H1"])
     assert info["H1"]["source"] == "welch" and info["H1"]["segment_duration"] == 2.0
     assert info["H1"]["num_segments"] >= 8 and info["H1"]["strain"].endswith("H-H1_LOSC_4_V2-1135136334-32.hdf5")
     reference = estimate_psd(strains["H1"], domain, None, 0.4, segment_duration=4.0)

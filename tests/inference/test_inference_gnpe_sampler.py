@@ -20,8 +20,8 @@ from scipy import stats
 from dingo_gw.detectors import gmst
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import DataError
-from dingo_gw.inference.analyze import importance_sample_proposal
-from dingo_gw.inference.gnpe_sampler import (
+from dingo_gw.inference.importance.network_proposal import importance_sample_proposal
+from dingo_gw.inference.sampling.gnpe_sampler import (
     DirectSampler, GaussianMixture, GNPESampler, NetworkConditional, ProposalSamples, ShiftedProjection,
     event_frame, extended_space_proposal, gibbs_sample,
 )

@@ -8,11 +8,11 @@ from scipy.special import logsumexp
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError
-from dingo_gw.inference.importance_sampling import (
+from dingo_gw.inference.importance.importance_sampling import (
     WeightedSamples, finalize, importance_sample, pareto_k, weight_statistics,
 )
-from dingo_gw.inference.likelihood import GaussianLikelihood
-from dingo_gw.inference.phase_recovery import (
+from dingo_gw.likelihood.gaussian import GaussianLikelihood
+from dingo_gw.likelihood.phase_recovery import (
     _rotation_is_exact,
     draw_von_mises_phase,
     recover_phase,
@@ -351,7 +351,7 @@ def test_gw_importance_sampling_end_to_end(tmp_path, caplog):
     import bilby
 
     from dingo_gw.design_curves import design_psd
-    from dingo_gw.inference.importance_sampling import log_prior
+    from dingo_gw.inference.importance.importance_sampling import log_prior
     from dingo_gw.priors import DEFAULT_EXTRINSIC_PRIOR, DEFAULT_INTRINSIC_PRIOR, build_prior, sample_prior
     from dingo_gw.waveforms.generator import WaveformGenerator
 
@@ -382,7 +382,7 @@ def test_gw_importance_sampling_end_to_end(tmp_path, caplog):
     # times whose GPS value (trigger + t, float64) is exact, so the check below can undo it exactly
     samples["geocent_time"] = (trigger + samples["geocent_time"]) - trigger
     log_q = log_prior(no_phase, samples)
-    with caplog.at_level(logging.INFO, logger="dingo_gw.inference.phase_recovery"):
+    with caplog.at_level(logging.INFO, logger="dingo_gw.likelihood.phase_recovery"):
         res = importance_sample(samples, log_q, prior, like, seed=1, chunk_size=100)
     assert "rotated waveforms are exact" in caplog.text  # the run-time check accepted IMRPhenomPv2
     assert res.ok and res.meta_data["num_failed_likelihood"] == 0
@@ -400,7 +400,7 @@ def test_gw_importance_sampling_end_to_end(tmp_path, caplog):
 
 
 def test_log_prior_is_bilbys_and_reproducible():
-    from dingo_gw.inference.importance_sampling import log_prior
+    from dingo_gw.inference.importance.importance_sampling import log_prior
     from dingo_gw.priors import DEFAULT_EXTRINSIC_PRIOR, DEFAULT_INTRINSIC_PRIOR, build_prior, sample_prior
 
     spec = {**DEFAULT_INTRINSIC_PRIOR, **DEFAULT_EXTRINSIC_PRIOR}

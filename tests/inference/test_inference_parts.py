@@ -16,7 +16,7 @@ from dingo_gw.design_curves import design_asd
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError
 from dingo_gw.inference.analyze import AnalysisSettings, analyze
-from dingo_gw.inference.is_parts import load_proposal, merge_parts, run_part
+from dingo_gw.inference.importance.parts import load_proposal, merge_parts, run_part
 from dingo_gw.noise.asd_dataset import ASDDataset, save_asd_dataset
 from dingo_gw.results import Result
 from dingo_gw.train.config import parse_train_config

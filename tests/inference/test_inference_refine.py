@@ -9,11 +9,11 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal, multivariate_t
 
-from dingo_gw.inference.flow_density import FlowDensity
-from dingo_gw.inference.mixture import DensitySum, GaussianMixture, KernelMixture
-from dingo_gw.inference.proposal_coordinates import ProposalCoordinates
-from dingo_gw.inference.refine import BoundedDensity, correction_kernels, fit_mixture
-from dingo_gw.inference.smc import SMCSettings, tempered_smc
+from dingo_gw.inference.refine.flow_density import FlowDensity
+from dingo_gw.inference.refine.mixture import DensitySum, GaussianMixture, KernelMixture
+from dingo_gw.inference.refine.proposal_coordinates import ProposalCoordinates
+from dingo_gw.inference.refine.refine import BoundedDensity, correction_kernels, fit_mixture
+from dingo_gw.inference.refine.smc import SMCSettings, tempered_smc
 
 TRIGGER = 1126259462.4
 

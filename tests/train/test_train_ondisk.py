@@ -3,9 +3,6 @@ file equal the in-memory bank's for the same indices (SVD and uncompressed banks
 batches are identical; epochs visit every training row once in a chunk-aligned order; and a
 2-process gloo DDP run trains from the on-disk bank."""
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -115,15 +112,10 @@ def test_on_disk_and_decompressed_contradict(write_config):
         load_train_config(write_config("bad", data={"bank_in_memory": False, "decompress_bank": True}))
 
 
-def test_two_gloo_processes_train_from_the_bank_on_disk(config_writer, tmp_path):
+def test_two_gloo_processes_train_from_the_bank_on_disk(config_writer, tmp_path, two_gloo_processes):
     cfg = config_writer(tmp_path, "ddp_disk", data={"bank_in_memory": False, "disk_shuffle_window": 2},
                         local={"device": "cpu", "num_threads": 1, "progress": False})
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "dingo_gw.train", str(cfg)],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
-    )
+    proc = two_gloo_processes(cfg, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, meta = load_network(tmp_path / "ddp_disk" / "network.pt")
     summary = meta["training"]["summary"]

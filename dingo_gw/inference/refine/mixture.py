@@ -1,7 +1,7 @@
 """Gaussian mixtures with full covariances, fitted by (weighted) expectation-maximisation.
 
-Used as the density q(t̂) of GNPE proxies (:mod:`dingo_gw.inference.gnpe_sampler`) and as the
-adaptive proposals of :mod:`dingo_gw.inference.refine`. Pure numpy, float64. Densities are in
+Used as the density q(t̂) of GNPE proxies (:mod:`dingo_gw.inference.sampling.gnpe_sampler`) and as the
+adaptive proposals of :mod:`dingo_gw.inference.refine.refine`. Pure numpy, float64. Densities are in
 the units of the data they were fitted to.
 """
 
@@ -220,7 +220,7 @@ class DensitySum:
 class KernelMixture:
     """Σ_k w_k N(x; c_k, h² Σ): Gaussian kernels of one shared covariance h² Σ at centres c_k (K, D).
 
-    Used by :mod:`dingo_gw.inference.refine` to put proposal mass where a fitted density falls short
+    Used by :mod:`dingo_gw.inference.refine.refine` to put proposal mass where a fitted density falls short
     of the target at its own particles. ``prune``: keep the fewest centres carrying this fraction of
     the weight, and at most ``max_kernels`` of them (the density stays normalised: the kept weights
     are renormalised). ``info``: a record

@@ -5,13 +5,13 @@ a proposal q_net(θ | d) that covers the posterior but is much broader than it, 
 sampling of q_net alone has a tiny sample efficiency. :func:`refine` then builds a better proposal
 in three steps:
 
-1. fit a Gaussian mixture g_0 (:class:`~dingo_gw.inference.mixture.GaussianMixture`, number of
+1. fit a Gaussian mixture g_0 (:class:`~dingo_gw.inference.refine.mixture.GaussianMixture`, number of
    components by BIC) to (at most 3000 of) the network's samples, in the unbounded coordinates of
-   :class:`~dingo_gw.inference.proposal_coordinates.ProposalCoordinates` (logit of each parameter
+   :class:`~dingo_gw.inference.refine.proposal_coordinates.ProposalCoordinates` (logit of each parameter
    scaled to its prior's interval; sky position and time as arrival time at the first detector and
    angles about the detector baseline);
 2. move ``num_particles`` particles from g_0 to the posterior by tempered sequential Monte Carlo
-   (:mod:`~dingo_gw.inference.smc`, likelihood with the phase marginalised), with
+   (:mod:`~dingo_gw.inference.refine.smc`, likelihood with the phase marginalised), with
    ``final_mcmc_steps`` extra Metropolis-Hastings steps at β = 1;
 3. fit a density to the particles, q_fit = ½ neural spline flow (coupling transforms, Student-t base)
    + ½ Student-t mixture (widened: 10 % of its mass has covariances × 4), complete it with correction
@@ -22,12 +22,12 @@ in three steps:
 
 When ``coords`` leave out the luminosity distance (analyze's default), steps 2–3 work on the other
 parameters with the distance marginalised too: it is drawn with the phase from its conditional
-posterior (:mod:`~dingo_gw.inference.distance_recovery`), and the weights are π L / (q(θ) q(d_L, φ | θ)).
+posterior (:mod:`~dingo_gw.likelihood.distance_recovery`), and the weights are π L / (q(θ) q(d_L, φ | θ)).
 The fitted densities then need not follow the distance–inclination degeneracy (on GW150914: n_eff
 4–20 times larger).
 
 Given a ``fiducial`` point (the network sample of largest likelihood), steps 2 and 3 evaluate the
-likelihood by relative binning (:mod:`~dingo_gw.inference.relative_binning`, ~5x cheaper per
+likelihood by relative binning (:mod:`~dingo_gw.likelihood.relative_binning`, ~5x cheaper per
 evaluation, |Δ log L| ~ 0.01 near the posterior), re-centred on the best SMC particle before step 3;
 the ``num_exact`` samples of largest weight then get the exact likelihood (for GW150914 they carry
 most of the weight), so only samples of negligible weight keep the approximation.
@@ -49,14 +49,14 @@ from typing import Mapping
 import numpy as np
 
 from dingo_gw.errors import DataError
-from dingo_gw.inference.importance_sampling import (
+from dingo_gw.inference.importance.importance_sampling import (
     WeightedSamples, evaluate_weights, prior_support, weight_statistics,
 )
-from dingo_gw.inference.flow_density import FlowDensity, torch_threads
-from dingo_gw.inference.mixture import DensitySum, GaussianMixture, KernelMixture
-from dingo_gw.inference.proposal_coordinates import ProposalCoordinates
-from dingo_gw.inference.relative_binning import DEFAULT_EPSILON, RelativeBinningLikelihood
-from dingo_gw.inference.smc import MarginalPosterior, SMCSettings, tempered_smc
+from dingo_gw.inference.refine.flow_density import FlowDensity, torch_threads
+from dingo_gw.inference.refine.mixture import DensitySum, GaussianMixture, KernelMixture
+from dingo_gw.inference.refine.proposal_coordinates import ProposalCoordinates
+from dingo_gw.likelihood.relative_binning import DEFAULT_EPSILON, RelativeBinningLikelihood
+from dingo_gw.inference.refine.smc import MarginalPosterior, SMCSettings, tempered_smc
 
 logger = logging.getLogger(__name__)
 

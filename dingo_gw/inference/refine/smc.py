@@ -6,21 +6,21 @@ path of targets
     p_β(θ) ∝ q_0(θ)^(1-β) [π(θ) L_φ(θ)]^β,    0 = β_0 < β_1 < ... < β_S = 1,
 
 where L_φ is the likelihood with the phase marginalised (uniform phase prior), and also the
-distance when θ lacks it (:mod:`~dingo_gw.inference.distance_recovery`). With a phase
-recovered by :mod:`~dingo_gw.inference.phase_recovery`, π(θ, φ) L(θ, φ) / q(φ | θ) = π(θ) L_φ(θ)
+distance when θ lacks it (:mod:`~dingo_gw.likelihood.distance_recovery`). With a phase
+recovered by :mod:`~dingo_gw.likelihood.phase_recovery`, π(θ, φ) L(θ, φ) / q(φ | θ) = π(θ) L_φ(θ)
 exactly for approximants obeying the rotation model (an unbiased estimate otherwise; with the
 distance, up to its interpolation error ≲ 0.01), so each evaluation costs one waveform. Each stage
 picks β_{s+1} so that the effective sample size of the incremental weights stays at
 ``target_ess`` N (bisection), resamples (systematic) and moves every
 particle by ``mcmc_steps`` Metropolis-Hastings steps in the unbounded coordinates of
-:class:`~dingo_gw.inference.proposal_coordinates.ProposalCoordinates`, alternating independent
+:class:`~dingo_gw.inference.refine.proposal_coordinates.ProposalCoordinates`, alternating independent
 proposals from a Gaussian mixture fitted to the particles (large jumps between modes and along
 curved ridges) and random-walk steps with the particles' covariance, scaled towards an acceptance
 rate of 0.25; ``final_mcmc_steps`` more steps at β = 1 let the population spread into the
 posterior's tails. The product of the mean incremental weights is
 an estimate of the evidence (logged as a cross-check, not used as the result).
 
-Particles concentrate where the posterior is, which is all :mod:`~dingo_gw.inference.refine`
+Particles concentrate where the posterior is, which is all :mod:`~dingo_gw.inference.refine.refine`
 needs: the final answer comes from importance sampling of a density fitted to them.
 """
 
@@ -35,12 +35,12 @@ import numpy as np
 from scipy.special import logsumexp
 
 from dingo_gw.errors import DataError
-from dingo_gw.inference.distance_recovery import with_reference_distance
-from dingo_gw.inference.importance_sampling import (
+from dingo_gw.likelihood.distance_recovery import with_reference_distance
+from dingo_gw.inference.importance.importance_sampling import (
     complete_samples, distance_recovery, evaluate_weights, prior_support,
 )
-from dingo_gw.inference.mixture import GaussianMixture
-from dingo_gw.inference.phase_recovery import rotation_model_holds
+from dingo_gw.inference.refine.mixture import GaussianMixture
+from dingo_gw.likelihood.phase_recovery import rotation_model_holds
 
 #: Components of the Gaussian mixture fitted to the particles for independent Metropolis-Hastings moves.
 MAX_COMPONENTS = 8

@@ -23,7 +23,7 @@ import numpy as np
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import DataError, DomainMismatchError
-from dingo_gw.inference.response import NumpyDetectorNetwork
+from dingo_gw.likelihood.response import NumpyDetectorNetwork
 
 #: Parameters the detector projection needs (besides the waveform generator's own).
 EXTRINSIC_KEYS = ("ra", "dec", "psi", "geocent_time")

@@ -8,13 +8,13 @@ import pytest
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError
-from dingo_gw.inference.importance_sampling import WeightedSamples
-from dingo_gw.inference.likelihood import GaussianLikelihood
-from dingo_gw.inference.refine import exact_correction
-from dingo_gw.inference.relative_binning import RelativeBinningLikelihood, bin_edges
+from dingo_gw.inference.importance.importance_sampling import WeightedSamples
+from dingo_gw.likelihood.gaussian import GaussianLikelihood
+from dingo_gw.inference.refine.refine import exact_correction
+from dingo_gw.likelihood.relative_binning import RelativeBinningLikelihood, bin_edges
 from dingo_gw.waveforms.generator import SequenceWaveformGenerator, WaveformGenerator
 
-from test_inference_likelihood import F_REF, INJECTION, TRIGGER, bilby_log_likelihoods, bilby_setup
+from test_likelihood_gaussian import F_REF, INJECTION, TRIGGER, bilby_log_likelihoods, bilby_setup
 
 logging.getLogger("bilby").setLevel(logging.WARNING)
 

@@ -6,7 +6,7 @@ For proposal samples θ_i ~ q(θ | d) with known log q_i:
     log Z = logsumexp(log w) - log n,                      σ(log Z) ≈ sqrt((1 - ε) / (n ε)).
 
 Parameters the network does not infer (the phase) are drawn from a known conditional density
-q(φ | θ) (:mod:`dingo_gw.inference.phase_recovery`) whose log is added to log q, so the weights
+q(φ | θ) (:mod:`dingo_gw.likelihood.phase_recovery`) whose log is added to log q, so the weights
 stay exact. Non-finite log q or n_eff < 10 give a :class:`~dingo_gw.results.Result` with status
 ``failed_proposal`` and no posterior. Work is split into parts, each saved to a checkpoint
 folder when one is given, so a killed run resumes where it stopped with identical numbers.
@@ -28,7 +28,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from dingo_gw.errors import ConfigError, DataError, FileFormatError
-from dingo_gw.inference.distance_recovery import DISTANCE_KEY, DistanceRecovery
+from dingo_gw.likelihood.distance_recovery import DISTANCE_KEY, DistanceRecovery
 from dingo_gw.io.atomic import atomic_write, h5_writer
 from dingo_gw.results import STATUS_FAILED, Result, effective_sample_size
 
@@ -292,12 +292,12 @@ def evaluate_weights(
     """Complete the samples (recovering the phase if needed) and compute log L, log π and log q.
 
     ``likelihood`` provides ``log_likelihood(params, workers=, chunk_size=, progress=)``; to
-    recover the phase it must be a :class:`~dingo_gw.inference.likelihood.GaussianLikelihood`.
+    recover the phase it must be a :class:`~dingo_gw.likelihood.gaussian.GaussianLikelihood`.
     """
     full, recover = complete_samples(samples, prior)
     log_q = np.asarray(log_prob, dtype=float).copy()
     if recover:
-        from dingo_gw.inference.phase_recovery import recover_phase
+        from dingo_gw.likelihood.phase_recovery import recover_phase
 
         recovered, log_q_recovered, logl = recover_phase(
             likelihood, full, rng, workers=workers, chunk_size=chunk_size, progress=progress,

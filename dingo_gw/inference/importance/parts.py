@@ -9,7 +9,7 @@ network or the strain again: the proposal samples with log q and acceptance, the
 PSDs of the analysis (exact float64/complex128 copies), the domain, trigger time and segment
 start, the waveform model, the prior (bilby strings from the network), the seed and the number of
 parts, and the run's metadata. Part K computes exactly part K of
-:func:`dingo_gw.inference.importance_sampling.importance_sample` (same rows, random numbers from
+:func:`dingo_gw.inference.importance.importance_sampling.importance_sample` (same rows, random numbers from
 ``default_rng([seed, K - 1])``); the merge checks each part's fingerprint and runs the same code
 as a single ``dingo_analyze`` with ``is_parts = N`` and the same seed, so the merged result is
 identical to it (weights, evidence, n_eff, resampled posterior).
@@ -27,7 +27,7 @@ import numpy as np
 
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError, FileFormatError
-from dingo_gw.inference.gnpe_sampler import ProposalSamples
+from dingo_gw.inference.sampling.gnpe_sampler import ProposalSamples
 from dingo_gw.io.atomic import atomic_write, h5_writer
 from dingo_gw.io.hdf5 import open_h5, read_json_attr, stamp, write_json_attr
 
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 KIND = "analysis_proposal"
 
-#: Network metadata keys that define the prior (see dingo_gw.inference.analyze.network_prior).
+#: Network metadata keys that define the prior (see dingo_gw.inference.network.network_prior).
 _PRIOR_KEYS = ("prior", "intrinsic_prior", "extrinsic_prior")
 
 
@@ -73,7 +73,7 @@ class SavedProposal:
 
     def prior(self):
         """The network's bilby PriorDict."""
-        from dingo_gw.inference.analyze import network_prior
+        from dingo_gw.inference.network import network_prior
 
         return network_prior(self.prior_spec, str(self.path))
 
@@ -86,7 +86,7 @@ class SavedProposal:
 
     def likelihood(self, generator):
         """The analysis's Gaussian likelihood (same data, PSDs, domain and times as the single run)."""
-        from dingo_gw.inference.likelihood import GaussianLikelihood
+        from dingo_gw.likelihood.gaussian import GaussianLikelihood
 
         return GaussianLikelihood(self.strain, self.psds, self.data_domain, generator, self.trigger_time,
                                   time_origin=self.segment_start)
@@ -94,7 +94,7 @@ class SavedProposal:
     def accepted(self, prior) -> np.ndarray:
         """Samples that are importance-sampled (as in importance_sample_proposal): accepted by the
         sampler and inside the prior's support."""
-        from dingo_gw.inference.importance_sampling import prior_support
+        from dingo_gw.inference.importance.importance_sampling import prior_support
 
         return np.asarray(self.proposal.accepted, dtype=bool) & prior_support(self.proposal.samples, prior)
 
@@ -139,7 +139,7 @@ def save_proposal(path: str | Path, proposal: ProposalSamples, event_data, netwo
 
 def load_proposal(path: str | Path) -> SavedProposal:
     """Read a proposal file; FileFormatError if missing, corrupt or not a proposal file."""
-    from dingo_gw.inference.analyze import sha256_file
+    from dingo_gw.io.checksum import sha256_file
 
     path = Path(path)
     with open_h5(path, KIND) as f:
@@ -175,7 +175,7 @@ def run_part(proposal_path: str | Path, index: int, out: str | Path | None = Non
     (default :meth:`SavedProposal.part_path`); an existing complete part file is kept. Returns the
     part file, or None when there is nothing to compute (the proposal already failed: no accepted
     sample or non-finite log q; ``dingo_result merge --proposal`` then writes the failure report)."""
-    from dingo_gw.inference.importance_sampling import check_proposal, evaluate_part
+    from dingo_gw.inference.importance.importance_sampling import check_proposal, evaluate_part
 
     saved = load_proposal(proposal_path)
     if not 1 <= index <= saved.num_parts:
@@ -208,8 +208,9 @@ def merge_parts(part_paths: Sequence[str | Path], proposal_path: str | Path | No
     """Merge the part files of one proposal into the analysis result and write it (and the corner
     plot) like ``dingo_analyze``: into ``outdir``/``label`` (default: those of the analysis).
     The proposal file is ``proposal_path`` or the one the parts name. Returns an AnalysisOutput."""
-    from dingo_gw.inference.analyze import AnalysisOutput, importance_sample_proposal, write_outputs
-    from dingo_gw.inference.importance_sampling import read_part_info
+    from dingo_gw.inference.importance.network_proposal import importance_sample_proposal
+    from dingo_gw.inference.outputs import AnalysisOutput, write_outputs
+    from dingo_gw.inference.importance.importance_sampling import read_part_info
 
     t0 = time.perf_counter()
     infos = [(Path(p), read_part_info(p)) for p in part_paths]

@@ -19,7 +19,7 @@ gives 122 bins and |log L_rb - log L| < 0.04 (RMS 0.005) over the posterior; 0.1
 ~10 000 evaluations/s on one core.
 
 :class:`RelativeBinningLikelihood` has the interface of
-:class:`~dingo_gw.inference.likelihood.GaussianLikelihood` (``polarizations``, ``overlaps``,
+:class:`~dingo_gw.likelihood.gaussian.GaussianLikelihood` (``polarizations``, ``overlaps``,
 ``log_likelihood``, ``log_noise_evidence``, ``waveform_generator``), so phase recovery and importance
 sampling run on it unchanged. Units and conventions are those of the exact likelihood (Hz, s, bilby
 names, geocent_time relative to the trigger time).
@@ -33,7 +33,7 @@ from typing import Mapping
 import numpy as np
 
 from dingo_gw.errors import DataError
-from dingo_gw.inference.likelihood import EXTRINSIC_KEYS, GaussianLikelihood, _as_arrays, chunked_log_likelihood
+from dingo_gw.likelihood.gaussian import EXTRINSIC_KEYS, GaussianLikelihood, _as_arrays, chunked_log_likelihood
 from dingo_gw.waveforms.generator import SequenceWaveformGenerator
 
 #: Default phase step per bin (radians): ~120 bins for 20-512 Hz, |Δ log L| <~ 0.04 over the GW150914 posterior.

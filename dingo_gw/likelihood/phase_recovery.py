@@ -30,7 +30,7 @@ from typing import Mapping
 import numpy as np
 from scipy.special import i0e
 
-from dingo_gw.inference.distance_recovery import DISTANCE_KEY, DistanceRecovery, with_reference_distance
+from dingo_gw.likelihood.distance_recovery import DISTANCE_KEY, DistanceRecovery, with_reference_distance
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,12 @@ def recover_phase(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Draw a phase per sample; return ({"phase": φ}, log q(φ | θ), exact log L at (θ, φ)).
 
-    With ``distance`` (a :class:`~dingo_gw.inference.distance_recovery.DistanceRecovery`), ``params``
+    With ``distance`` (a :class:`~dingo_gw.likelihood.distance_recovery.DistanceRecovery`), ``params``
     lack the luminosity distance too: it is drawn first from its conditional posterior with the phase
     marginalised, then the phase given it; the dict then also holds ``luminosity_distance`` (Mpc) and
     log q is log q(d_L | θ) + log q(φ | θ, d_L).
 
-    ``likelihood`` is a :class:`~dingo_gw.inference.likelihood.GaussianLikelihood`. ``params``
+    ``likelihood`` is a :class:`~dingo_gw.likelihood.gaussian.GaussianLikelihood`. ``params``
     holds every parameter but the phase. ``exact_rotation``: True uses the rotated waveform's
     likelihood (one waveform per sample; only correct when the rotation model is exact), False
     always recomputes it with a waveform at the drawn phase (two waveforms per sample), None

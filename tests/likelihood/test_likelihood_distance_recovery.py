@@ -10,13 +10,13 @@ from scipy import stats
 from scipy.special import i0e, logsumexp
 
 from dingo_gw.errors import DataError
-from dingo_gw.inference.distance_recovery import DistanceRecovery, distance_recoverable
-from dingo_gw.inference.importance_sampling import complete_samples, evaluate_weights
-from dingo_gw.inference.likelihood import GaussianLikelihood
-from dingo_gw.inference.phase_recovery import recover_phase
+from dingo_gw.likelihood.distance_recovery import DistanceRecovery, distance_recoverable
+from dingo_gw.inference.importance.importance_sampling import complete_samples, evaluate_weights
+from dingo_gw.likelihood.gaussian import GaussianLikelihood
+from dingo_gw.likelihood.phase_recovery import recover_phase
 from dingo_gw.waveforms.generator import WaveformGenerator
 
-from test_inference_likelihood import F_REF, INJECTION, TRIGGER, bilby_log_likelihoods, bilby_setup
+from test_likelihood_gaussian import F_REF, INJECTION, TRIGGER, bilby_log_likelihoods, bilby_setup
 
 logging.getLogger("bilby").setLevel(logging.WARNING)
 

@@ -9,7 +9,7 @@ import pytest
 from dingo_gw.design_curves import design_psd
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import DataError, DomainMismatchError
-from dingo_gw.inference.likelihood import GaussianLikelihood
+from dingo_gw.likelihood.gaussian import GaussianLikelihood
 from dingo_gw.waveforms.generator import WaveformGenerator
 
 logging.getLogger("bilby").setLevel(logging.WARNING)
@@ -130,7 +130,7 @@ def test_bad_inputs_are_clear_errors():
 def test_numpy_antenna_patterns_and_delays_match_lal():
     import lal
 
-    from dingo_gw.inference.response import NumpyDetectorNetwork
+    from dingo_gw.likelihood.response import NumpyDetectorNetwork
 
     rng = np.random.default_rng(0)
     n = 40

@@ -48,7 +48,7 @@ import torch
 
 from dingo_gw.detectors import gmst
 from dingo_gw.errors import DataError
-from dingo_gw.inference.mixture import GaussianMixture
+from dingo_gw.inference.refine.mixture import GaussianMixture
 from dingo_gw.pipeline.network_input import EventInput, NetworkInput
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Polarisations scale as 1/d_L, so with r = d_ref / d_L the waveform at any distance is r times the
 waveform h_ref at the reference distance d_ref (the prior's minimum; r in [d_ref/d_max, 1]). With
 κ = |Σ_I (d_I|h_I,ref)| and ρ² = Σ_I <h_I,ref, h_I,ref> from one waveform at (d_ref, φ = 0), the
-likelihood marginalised over a uniform phase (:mod:`~dingo_gw.inference.phase_recovery`) is
+likelihood marginalised over a uniform phase (:mod:`~dingo_gw.likelihood.phase_recovery`) is
 
     log L_φ(r) = log N - ρ² r² / 2 + log I0(κ r),
 

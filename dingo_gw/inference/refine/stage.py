@@ -1,0 +1,89 @@
+"""The analysis' refinement step: when the network proposal's sample efficiency is below a target,
+refine it with the likelihood (:func:`dingo_gw.inference.refine.refine.refine`) and importance-sample
+the fitted proposal. ``settings``: an :class:`dingo_gw.inference.analyze.AnalysisSettings`."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from dingo_gw.inference.importance.importance_sampling import finalize, prior_support
+from dingo_gw.inference.refine.proposal_coordinates import ProposalCoordinates
+from dingo_gw.inference.refine.refine import RefineSettings, best_sample, refine
+from dingo_gw.inference.sampling.gnpe_sampler import ProposalSamples
+from dingo_gw.likelihood.distance_recovery import DISTANCE_KEY, distance_recoverable
+from dingo_gw.results import Result
+
+logger = logging.getLogger(__name__)
+
+
+#: Refinement starts from a mixture fitted to the network samples: at least this many per refined parameter.
+MIN_REFINE_SAMPLES_PER_DIM = 10
+
+
+def needs_refinement(result: Result, target_efficiency: float) -> bool:
+    """True when the network proposal's sample efficiency is below ``target_efficiency``."""
+    eff = float(result.meta_data.get("sample_efficiency", 0.0) or 0.0)
+    return not eff >= target_efficiency
+
+
+def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, settings: AnalysisSettings) -> Result:
+    """Refine the network proposal with the likelihood (:mod:`dingo_gw.inference.refine.refine`: SMC from a
+    mixture fitted to the network samples, then importance sampling of a flow + Student-t mixture
+    fitted to the particles, with correction kernels). The returned Result is that importance
+    sampling, with the network proposal's statistics and each step recorded in
+    ``meta_data["refinement"]``."""
+    import bilby
+
+    trigger = float(getattr(likelihood, "trigger_time", 0.0))
+    usable = np.asarray(proposal.accepted, dtype=bool) & prior_support(proposal.samples, prior)
+    # the phase, and with distance marginalisation the distance, are recovered (drawn from their conditional
+    # posterior) rather than refined
+    recovered = ("phase", DISTANCE_KEY) if settings.distance_marginalization and distance_recoverable(prior) else (
+        "phase",)
+    initial = {k: v for k, v in proposal.subset(usable).items() if k not in recovered}
+    keys = [k for k in proposal.samples if k in prior and k not in recovered
+            and not isinstance(prior[k], (bilby.core.prior.DeltaFunction, bilby.core.prior.Constraint))]
+    coords = ProposalCoordinates(prior, keys, list(likelihood.detectors), trigger)
+    network_stage = {k: result.meta_data.get(k) for k in ("n_eff", "sample_efficiency", "num_proposal_samples",
+                                                           "num_rejected_proposals", "num_outside_prior")}
+    network_stage.update(log_evidence=result.log_evidence, log_evidence_err=result.log_evidence_err,
+                         status=result.status)
+    needed = MIN_REFINE_SAMPLES_PER_DIM * coords.dim
+    if int(usable.sum()) < needed:
+        reason = (f"only {int(usable.sum())} network samples inside the prior, refinement needs >= {needed}: "
+                  "the network does not fit these data")
+        logger.warning("refinement skipped: %s", reason)
+        result.meta_data["refinement"] = {"status": "skipped", "reason": reason, "network_proposal": network_stage}
+        return result
+    logger.info("network proposal: efficiency %.3g %% (n_eff %.1f) < %.3g %%: refining it with the likelihood "
+                "(SMC, then importance sampling of a fitted proposal)", 100 * float(network_stage["sample_efficiency"] or 0.0),
+                float(network_stage["n_eff"] or 0.0), 100 * settings.refine_efficiency)
+    t0 = time.perf_counter()
+    fiducial = None
+    if settings.relative_binning and np.isfinite(np.asarray(result.log_likelihood, dtype=float)).any():
+        # the network sample of largest likelihood (phase recovered); geocent_time relative to the trigger
+        relative = {k: np.asarray(v, dtype=float) - (trigger if k == "geocent_time" else 0.0)
+                    for k, v in result.samples.items()}
+        fiducial = best_sample(relative, np.asarray(result.log_likelihood, dtype=float))
+    out = refine(initial, coords, prior, likelihood, RefineSettings(
+        num_samples=settings.refine_samples, num_particles=settings.refine_particles, workers=settings.workers,
+        seed=settings.seed, progress=settings.progress, relative_binning=settings.relative_binning),
+        fiducial=fiducial)
+    refined = finalize(out.weighted, float(likelihood.log_noise_evidence()), trigger, prior, seed=settings.seed,
+                       num_posterior_samples=settings.num_posterior_samples, elapsed=time.perf_counter() - t0)
+    refined.meta_data["recovered_parameters"] = result.meta_data.get("recovered_parameters", [])
+    refined.meta_data["refinement"] = {
+        "status": "done",
+        "method": "tempered SMC from the network samples, then importance sampling of a neural spline flow + "
+                  "Student-t mixture fitted to the particles, with correction kernels where they fall short"
+                  + (" (relative-binning likelihood; exact for the samples of largest weight)" if fiducial else "")
+                  + ("; distance and phase drawn from their conditional posterior (marginalised)"
+                     if DISTANCE_KEY in recovered else "; phase drawn from its conditional posterior"),
+        "recovered_parameters": list(recovered), "network_proposal": network_stage, "stages": out.stages,
+        "num_likelihood_evaluations": int(out.num_likelihood_evaluations + (network_stage["num_proposal_samples"] or 0)),
+        "final_proposal": out.proposal.to_dict(),
+    }
+    return refined
