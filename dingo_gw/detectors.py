@@ -185,6 +185,21 @@ class DetectorNetwork:
             return b.out(strain * phase_factor(frequencies, time_shifts, dtype=strain.real.dtype))
 
 
+    def project_stacked(self, h: torch.Tensor, ra, dec, psi, geocent_time, luminosity_distance, ref_distance: float,
+                        time_shifts: torch.Tensor, f0: float, delta_f: float, dtype: torch.dtype) -> torch.Tensor:
+        """Training-time :meth:`project` for stacked h+/h× ``h`` (B, 2, n) complex of dtype's precision on the
+        uniform grid f0 + k delta_f: real view (B, n_det, n, 2) in ``dtype``, one batched matmul of the
+        antenna patterns (evaluated at t_c, scaled by ref_distance / luminosity_distance) on h's real
+        view, times exp(-2πi f time_shifts) (:func:`phase_factor_uniform`)."""
+        fplus, fcross = self.antenna_patterns(ra, dec, psi, geocent_time)
+        scale = (ref_distance / luminosity_distance).unsqueeze(-1)
+        antenna = torch.stack([fplus * scale, fcross * scale], dim=-1).to(dtype)  # (B, n_det, 2)
+        B, n_det, n = h.shape[0], len(self), h.shape[-1]
+        strain = torch.bmm(antenna, torch.view_as_real(h).reshape(B, 2, 2 * n))
+        strain = torch.view_as_complex(strain.view(B, n_det, n, 2))
+        strain = strain * phase_factor_uniform(f0, delta_f, n, time_shifts, dtype=dtype)
+        return torch.view_as_real(strain)
+
 def phase_factor(frequencies: torch.Tensor, dt: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """exp(-2πi f dt), shape dt.shape + (n_freq,): a time shift by dt seconds (bilby convention).
 

@@ -138,3 +138,14 @@ def test_plots_are_written(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["ev_corner.png", "ev_weights.png"]
     with pytest.raises(DataError, match="none of the parameters"):
         corner_plot({"foo": np.ones(3)}, np.ones(3) / 3, tmp_path / "x.png")
+
+
+def test_pinned_bilby_private_api():
+    """Result.save uses bilby's private Result._get_save_data_dictionary (no public call returns the
+    dictionary bilby writes); it is pinned with bilby, and this fails when an upgrade drops it."""
+    import importlib.metadata
+
+    import bilby
+
+    assert importlib.metadata.version("bilby") == "2.8.2"
+    assert callable(getattr(bilby.core.result.Result, "_get_save_data_dictionary", None))

@@ -24,7 +24,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from dingo_gw.detectors import DetectorNetwork, phase_factor_uniform
+from dingo_gw.detectors import DetectorNetwork
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError, DomainMismatchError
 from dingo_gw.pipeline.extrinsic import ExtrinsicSampler
@@ -227,42 +227,53 @@ class DataPipeline:
     def batch(self, idx: torch.Tensor, generator: torch.Generator | None = None, noise: bool = True) -> Batch:
         """The batch for bank entries ``idx`` (B,): fresh extrinsic parameters, ASDs and noise.
 
-        ``noise=False`` returns noise-free whitened signals (for SVD bases and tests).
+        ``noise=False`` returns noise-free whitened signals (for SVD bases and tests). The chain of
+        transforms, each drawing from ``generator`` in this order: extrinsic sampling (+ GNPE
+        proxies), standardisation, projection with time shifts, ASD draw, whitening + noise.
         """
-        B = len(idx)
         params, t_det, t_hat = self.sample_parameters(idx, generator)
+        theta, proxies, shifts = self.standardize(params, t_det, t_hat)
+        strain = self.project(idx, params, shifts)
+        inv_asd, asd_channel = self.draw_asds(len(idx), generator)
+        return Batch(theta, self.whiten_and_add_noise(strain, inv_asd, asd_channel, generator, noise), proxies)
+
+    def standardize(self, params: Mapping[str, torch.Tensor], t_det: torch.Tensor, t_hat: torch.Tensor | None):
+        """(θ standardised (B, theta_dim), proxies standardised (B, proxy_dim), time shifts (B, n_det) s):
+        the shifts are t_I - t̂_I with GNPE (the data shift by the proxies), else t_I."""
         theta = self.input.encode_theta(params, t_hat).to(self.dtype)
         if self.proxies is not None:
-            proxies = self.input.encode_proxies(t_hat).to(self.dtype)
-            shifts = t_det - t_hat
-        else:
-            proxies = torch.zeros((B, 0), dtype=self.dtype, device=self.device)
-            shifts = t_det
+            return theta, self.input.encode_proxies(t_hat).to(self.dtype), t_det - t_hat
+        return theta, torch.zeros((len(theta), 0), dtype=self.dtype, device=self.device), t_det
 
-        # antenna patterns times d_ref / d_L, (B, n_det, 2) = [F+, F×]
-        fplus, fcross = self.network.antenna_patterns(params["ra"], params["dec"], params["psi"],
-                                                      params["geocent_time"])
-        scale = (self.ref_distance / params["luminosity_distance"]).unsqueeze(-1)
-        antenna = torch.stack([fplus * scale, fcross * scale], dim=-1).to(self.dtype)
-
-        # projected strain (B, n_det, n_band) complex: one batched matmul on the real view
+    def project(self, idx: torch.Tensor, params: Mapping[str, torch.Tensor], shifts: torch.Tensor) -> torch.Tensor:
+        """Detector strains of bank entries ``idx`` at ``params``, shifted by ``shifts``: real view
+        (B, n_det, n_band, 2) of (F+ h+ + F× h×) (d_ref / d_L) exp(-2πi f shift)."""
         h = self.polarizations.get_stacked(idx)  # (B, 2, n_band)
         if h.dtype != _COMPLEX[self.dtype]:
             h = h.to(_COMPLEX[self.dtype])
-        n_det, n_band = len(self.detectors), h.shape[-1]
-        strain = torch.bmm(antenna, torch.view_as_real(h).reshape(B, 2, 2 * n_band))
-        strain = torch.view_as_complex(strain.view(B, n_det, n_band, 2))
-        strain = strain * phase_factor_uniform(self.domain.min_index * self.domain.delta_f, self.domain.delta_f,
-                                               n_band, shifts, dtype=self.dtype)
-        strain = torch.view_as_real(strain)  # (B, n_det, n_band, 2)
+        return self.network.project_stacked(
+            h, params["ra"], params["dec"], params["psi"], params["geocent_time"], params["luminosity_distance"],
+            self.ref_distance, shifts, self.domain.min_index * self.domain.delta_f, self.domain.delta_f, self.dtype)
 
-        # ASD draws per sample and detector; whitening and unit white noise
-        data = torch.empty((B, n_det, 3, n_band), dtype=self.dtype, device=self.device)
+    def draw_asds(self, B: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1 / (ASD · noise_std) (B, n_det, n_band), the ASD channel of the network input (B, n_det, n_band)):
+        an ASD drawn independently per sample and detector."""
+        n_det, n_band = len(self.detectors), self._inv_asd[0].shape[-1]
         inv_asd = torch.empty((B, n_det, n_band), dtype=self.dtype, device=self.device)
+        asd_channel = torch.empty((B, n_det, n_band), dtype=self.dtype, device=self.device)
         for i in range(n_det):
             j = torch.randint(self._inv_asd[i].shape[0], (B,), generator=generator, device=self.device)
             inv_asd[:, i] = self._inv_asd[i].index_select(0, j)
-            data[:, i, 2] = self._asd_channel[i].index_select(0, j)
+            asd_channel[:, i] = self._asd_channel[i].index_select(0, j)
+        return inv_asd, asd_channel
+
+    def whiten_and_add_noise(self, strain: torch.Tensor, inv_asd: torch.Tensor, asd_channel: torch.Tensor,
+                             generator: torch.Generator | None = None, noise: bool = True) -> torch.Tensor:
+        """Network input (B, n_det, 3, n_band): [Re, Im] of strain / (ASD noise_std) + unit white noise
+        (none with ``noise=False``), and the ASD channel."""
+        B, n_det, n_band = inv_asd.shape
+        data = torch.empty((B, n_det, 3, n_band), dtype=self.dtype, device=self.device)
+        data[:, :, 2] = asd_channel
         if noise:
             signal = torch.randn((B, n_det, 2, n_band), generator=generator, dtype=self.dtype, device=self.device)
         else:
@@ -270,7 +281,7 @@ class DataPipeline:
         signal[:, :, 0].addcmul_(strain[..., 0], inv_asd)
         signal[:, :, 1].addcmul_(strain[..., 1], inv_asd)
         data[:, :, :2] = signal
-        return Batch(theta, data, proxies)
+        return data
 
     def whitened_signals(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Noise-free whitened detector signals (n, n_det, n_band) complex, as the network sees

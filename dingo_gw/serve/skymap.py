@@ -29,7 +29,9 @@ def _quiet_kde_class():
     from ligo.skymap.kde import Clustered2DSkyKDE
 
     class QuietSkyKDE(Clustered2DSkyKDE):
-        """Clustered2DSkyKDE without progress bars (a service log is no terminal)."""
+        """Clustered2DSkyKDE without progress bars (a service log is no terminal). ligo.skymap has no public
+        switch for them: its private ``_map``/``_map_vectorized`` of the pinned ligo.skymap==2.5.4 are
+        overridden (checked by tests/serve/test_serve_skymap.py::test_pinned_skymap_private_api)."""
 
         def _map(self, func, items, *args, **kwargs):
             return list(map(func, items))

@@ -84,3 +84,16 @@ def test_degenerate_or_bad_samples_are_refused():
         sky_map_from_samples(np.full(100, 1.0), np.full(100, 0.2))
     with pytest.raises(DataError, match="not all finite"):
         sky_map_from_samples(np.array([1.0, np.nan, 2.0]), np.array([0.0, 0.1, 0.2]))
+
+
+def test_pinned_skymap_private_api():
+    """The quiet KDE overrides ligo.skymap's private _map/_map_vectorized (no public switch for its
+    progress bars); pinned with ligo.skymap, and this fails when an upgrade drops them."""
+    import importlib.metadata
+
+    pytest.importorskip("ligo.skymap")
+    from ligo.skymap.kde import Clustered2DSkyKDE
+
+    assert importlib.metadata.version("ligo.skymap") == "2.5.4"
+    for name in ("_map", "_map_vectorized"):
+        assert callable(getattr(Clustered2DSkyKDE, name, None))
