@@ -2,6 +2,9 @@
 a tiny ASD dataset of scaled design curves on the same domain, and configs/train_tiny.yaml
 pointed at them."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +82,17 @@ def config_writer(tiny_files):
 def write_config(config_writer, tmp_path):
     """write_config(name, **section_updates): config_writer into this test's tmp_path."""
     return lambda name="run", **updates: config_writer(tmp_path, name, **updates)
+
+
+@pytest.fixture
+def two_gloo_processes():
+    """Runs ``torchrun --standalone --nproc_per_node 2 -m dingo_gw.cli.train CFG`` (CPU, gloo), one thread each."""
+    return _two_gloo_processes
+
+
+def _two_gloo_processes(cfg: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "dingo_gw.cli.train", str(cfg)],
+        capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=cwd,
+    )

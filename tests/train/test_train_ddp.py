@@ -1,8 +1,5 @@
 """Distributed data parallel: 2 CPU processes (gloo) under torchrun hold identical weights."""
 
-import os
-import subprocess
-import sys
 
 import torch
 
@@ -11,16 +8,11 @@ from dingo_gw.train import load_checkpoint
 from dingo_gw.train.distributed import state_hash
 
 
-def test_two_gloo_processes_keep_identical_replicas(config_writer, tmp_path):
+def test_two_gloo_processes_keep_identical_replicas(config_writer, tmp_path, two_gloo_processes):
     # each rank draws its own half of every batch (different data): without DDP's gradient
     # averaging the replicas would drift apart after the first step
     cfg = config_writer(tmp_path, "ddp", local={"device": "cpu", "num_threads": 1, "progress": False})
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "dingo_gw.train", str(cfg)],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
-    )
+    proc = two_gloo_processes(cfg, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finished:" in proc.stdout and proc.stdout.count("finished:") == 1  # only rank 0 prints
 
