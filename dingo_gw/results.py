@@ -1,13 +1,16 @@
 """The result of an analysis: importance-weighted samples, evidences, bilby-compatible files.
 
 Parameter names and units are bilby's: detector-frame chirp_mass, mass_1, mass_2 in solar masses,
-luminosity_distance in Mpc, angles in radians, geocent_time in GPS seconds. ``<label>_result.json``
-(or ``.hdf5``) is written with bilby's own encoder, so ``bilby.core.result.read_in_result`` reads
-it (dingo_gw itself reads result files with :func:`read_result_dict`, which never instantiates a
-class a file names): ``posterior`` holds unweighted samples (the importance-weighted samples resampled),
-``nested_samples`` the importance-weighted samples with their normalised ``weights`` (bilby's
-convention for weighted samples), and ``meta_data`` the diagnostics (sample efficiency, n_eff,
-number of proposal samples, network, PSD source, timings).
+luminosity_distance in Mpc, angles in radians, geocent_time in GPS seconds. ``<label>_result.hdf5``
+(the default; or ``.json``) is bilby's result format, written with bilby's own encoding, so
+``bilby.core.result.read_in_result`` reads it (dingo_gw itself reads result files with
+:func:`read_result_dict`, which never instantiates a class a file names): ``posterior`` holds
+unweighted samples (the importance-weighted samples resampled), ``nested_samples`` the
+importance-weighted proposal samples with their ``log_likelihood``, ``log_prior``,
+``log_proposal``, ``log_weights`` and normalised ``weights`` (bilby's convention for weighted
+samples; in the hdf5 file the group ``/nested_samples``, one float64 dataset per column), and
+``meta_data`` the diagnostics (sample efficiency, n_eff, number of proposal samples, network,
+PSD source, timings).
 """
 
 from __future__ import annotations
@@ -40,8 +43,24 @@ UNITS = {
 #: Columns of the weighted samples besides the parameters.
 WEIGHT_COLUMNS = ("log_likelihood", "log_prior", "log_proposal", "log_weights", "weights")
 
+#: Result file formats (file extensions), bilby's both; hdf5 is the default.
+RESULT_FORMATS = ("hdf5", "json")
+DEFAULT_RESULT_FORMAT = "hdf5"
+
 STATUS_OK = "ok"
 STATUS_FAILED = "failed_proposal"
+
+
+def check_result_format(fmt: str) -> str:
+    """``fmt`` if it is a result format (hdf5, json); DataError otherwise."""
+    if fmt not in RESULT_FORMATS:
+        raise DataError(f"result: unknown file extension {fmt!r}; use {' or '.join(RESULT_FORMATS)}")
+    return fmt
+
+
+def result_filename(label: str, fmt: str = DEFAULT_RESULT_FORMAT) -> str:
+    """``<label>_result.<fmt>``, the name of an analysis result file."""
+    return f"{label}_result.{check_result_format(fmt)}"
 
 
 class ProposalFailedError(DingoError):
@@ -229,14 +248,15 @@ class Result:
             **kwargs,
         )
 
-    def save(self, outdir: str | Path, label: str, extension: str = "json") -> Path:
-        """Write ``<outdir>/<label>_result.<extension>`` (json or hdf5) atomically; return its path.
+    def save(self, outdir: str | Path, label: str, extension: str = DEFAULT_RESULT_FORMAT) -> Path:
+        """Write ``<outdir>/<label>_result.<extension>`` (hdf5, the default, or json) atomically; return its path.
 
-        A failed proposal writes ``<label>_failed_proposal.json`` (status, reason, diagnostics)
-        instead. A missing ``outdir`` is created; an unwritable one is a DataError.
+        Both are bilby's result formats (``bilby.core.result.read_in_result`` reads them; hdf5 is what
+        ``Result.save_to_file(extension="hdf5")`` writes, see :func:`write_result_hdf5`). A failed
+        proposal writes ``<label>_failed_proposal.json`` (status, reason, diagnostics) instead. A
+        missing ``outdir`` is created; an unwritable one is a DataError.
         """
-        if extension not in ("json", "hdf5"):
-            raise DataError(f"result: unknown file extension {extension!r}; use json or hdf5")
+        check_result_format(extension)
         outdir = prepare_outdir(outdir)
         if not self.ok:
             path = outdir / f"{label}_failed_proposal.json"
@@ -249,7 +269,7 @@ class Result:
             with atomic_write(path) as tmp:
                 tmp.write_text(json.dumps(to_jsonable(report), indent=2, allow_nan=True))
             return path
-        path = outdir / f"{label}_result.{extension}"
+        path = outdir / result_filename(label, extension)
         bilby_result = self.to_bilby(label, outdir)
         # bilby has no public call for the dictionary it writes (save_to_file writes in place, not atomically,
         # and renames an existing file): private API of the pinned bilby==2.8.2, checked by
@@ -264,18 +284,14 @@ class Result:
                 with open(tmp, "w") as f:
                     json.dump(dictionary, f, cls=BilbyJsonEncoder)
             else:
-                import h5py
-                from bilby.core.utils import recursively_save_dict_contents_to_group
-
                 dictionary["__module__"] = bilby_result.__module__
                 dictionary["__name__"] = bilby_result.__class__.__name__
-                with h5py.File(tmp, "w") as f:
-                    recursively_save_dict_contents_to_group(f, "/", dictionary)
+                write_result_hdf5(tmp, dictionary)
         return path
 
     @classmethod
     def load(cls, filename: str | Path) -> "Result":
-        """Read a result file written by :meth:`save` (json or hdf5) without running code from it.
+        """Read a result file written by :meth:`save` (hdf5 or json) without running code from it.
 
         The file is read with the plain ``json`` module (hdf5: h5py) and checked by
         :func:`read_result_dict`: bilby's class markers are never resolved, priors are rebuilt
@@ -351,27 +367,154 @@ def read_result_dict(filename: str | Path) -> dict:
     return out
 
 
+#: HDF5 attribute that marks how a group/dataset of a result file decodes: "list" (a group of items
+#: "0".."n-1", or an array, that was a list) or "json" (a JSON string of data HDF5 cannot name).
+#: bilby's reader ignores attributes, so the layout stays bilby's.
+H5_TYPE_ATTR = "dingo_gw_type"
+
+
+def write_result_hdf5(path: str | Path, dictionary: dict) -> None:
+    """Write bilby's result dictionary (``Result._get_save_data_dictionary()`` plus ``__module__``/
+    ``__name__``) to ``path`` in bilby's HDF5 result layout: dicts are groups, DataFrames groups of
+    float64 column datasets (``posterior``; ``nested_samples``: the weighted samples with
+    log_likelihood, log_prior, log_proposal, log_weights, weights), priors a JSON string, None
+    ``"__none__"`` (leaves encoded by bilby's ``encode_for_hdf5``). Lists bilby cannot store
+    (of dicts, mixed, empty) become groups ``"0".."n-1"``; they and numeric lists carry the
+    attribute :data:`H5_TYPE_ATTR` so that :func:`read_result_dict` gives the lists back.
+    Written through :func:`dingo_gw.io.atomic.h5_writer` (a full disk is an OSError, not a crash).
+    """
+    import pandas as pd
+
+    from dingo_gw.io.atomic import h5_writer
+
+    data = {}
+    for key, value in dictionary.items():
+        if isinstance(value, pd.DataFrame):  # columns as arrays (bilby goes through Python lists: same layout)
+            value = {str(c): value[c].to_numpy() for c in value.columns}
+        elif key == "priors" and value is not None and not isinstance(value, str):
+            value = json.dumps(value._get_json_dict(), cls=_bilby_json_encoder())
+        data[key] = value
+    with h5_writer(path) as f:
+        for key, value in data.items():
+            _h5_store(f, "/", str(key), value)
+        f.check()
+
+
+def _bilby_json_encoder():
+    from bilby.core.utils import BilbyJsonEncoder
+
+    return BilbyJsonEncoder
+
+
+def _h5_store(f, parent: str, key: str, value) -> None:
+    """Store ``value`` under ``parent + key`` (see :func:`write_result_hdf5`)."""
+    from bilby.core.utils import encode_for_hdf5
+
+    name = parent + key
+    if isinstance(value, dict):
+        keys = [str(k) for k in value]
+        if any(not k or "/" in k or k == "." for k in keys) or len(set(keys)) != len(keys):
+            f[name] = json.dumps(to_jsonable(value))  # names HDF5 cannot hold
+            f[name].attrs[H5_TYPE_ATTR] = "json"
+            return
+        group = f.create_group(name)
+        for k, v in value.items():
+            _h5_store(f, name + "/", str(k), v)
+        del group
+        return
+    if isinstance(value, (list, tuple)):
+        value = list(value)
+        if any(isinstance(x, str) for x in value) and all(isinstance(x, str) or x is None for x in value):
+            f[name] = encode_for_hdf5(key, value)  # as bilby: bytes, None as b"__none__"
+            return
+        arr = _numeric_array(value)
+        if arr is not None:
+            f[name] = arr
+            f[name].attrs[H5_TYPE_ATTR] = "list"
+            return
+        group = f.create_group(name)
+        group.attrs[H5_TYPE_ATTR] = "list"
+        for i, v in enumerate(value):
+            _h5_store(f, name + "/", str(i), v)
+        return
+    item = encode_for_hdf5(key, value)
+    if isinstance(item, dict):  # a class, function or other object: never written (the reader refuses them)
+        raise DataError(f"result: cannot store {name} ({type(value).__name__}) in a result file")
+    f[name] = item
+
+
+def _numeric_array(values: list):
+    """``values`` as a rectangular numeric array (empty list: empty float array), else None."""
+    if not values:
+        return np.zeros(0)
+
+    def numbers_only(x):
+        if isinstance(x, (list, tuple)):
+            return all(numbers_only(y) for y in x)
+        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+    if not numbers_only(values):
+        return None
+    try:
+        arr = np.asarray(values)
+    except ValueError:  # ragged
+        return None
+    return arr if arr.dtype.kind in "iuf" else None
+
+
 def _read_h5_dict(filename: Path) -> dict:
-    """Groups -> dicts, datasets -> numpy values / str (bilby writes None as '__none__')."""
+    """Groups -> dicts, datasets -> numpy arrays / Python scalars / str (bilby writes None as
+    '__none__'); :data:`H5_TYPE_ATTR` lists and JSON strings decoded. Links to other objects or files,
+    and datasets of references or compound types, are a FileFormatError: a result holds data only."""
     import h5py
+
+    def where(obj):
+        return obj.name.lstrip("/") or "top level"
+
+    def load_dataset(item):
+        kind = item.dtype.kind
+        if kind == "O" and h5py.check_string_dtype(item.dtype) is None or kind not in "biufSO":
+            raise FileFormatError(f"{filename}: {where(item)}: refused dataset of type {item.dtype} "
+                                  "(result files hold numbers and strings only)")
+        if item.is_virtual:
+            raise FileFormatError(f"{filename}: {where(item)}: refused virtual dataset (it reads other files)")
+        v = item[()]
+        if isinstance(v, bytes):
+            v = v.decode("utf-8")
+        elif isinstance(v, np.ndarray) and v.dtype.kind in "OS":
+            v = [x.decode("utf-8") if isinstance(x, bytes) else x for x in v.tolist()]
+            v = [None if x == "__none__" else x for x in v]
+        elif isinstance(v, np.generic):
+            v = v.item()
+        mark = _h5_type(item)
+        if mark == "list":
+            v = v.tolist() if isinstance(v, np.ndarray) else v
+        elif mark == "json" and isinstance(v, str):
+            v = json.loads(v)
+        return None if isinstance(v, str) and v == "__none__" else v
 
     def load(group):
         out = {}
-        for k, item in group.items():
-            if isinstance(item, h5py.Group):
-                out[k] = load(item)
-                continue
-            v = item[()]
-            if isinstance(v, bytes):
-                v = v.decode("utf-8")
-            elif isinstance(v, np.ndarray) and v.dtype.kind in "OS":
-                v = [x.decode("utf-8") if isinstance(x, bytes) else x for x in v.tolist()]
-                v = [None if x == "__none__" else x for x in v]
-            out[k] = None if isinstance(v, str) and v == "__none__" else v
+        for k in group:
+            link = group.get(k, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                raise FileFormatError(f"{filename}: {(group.name.rstrip('/') + '/' + k).lstrip('/')}: refused "
+                                      f"{type(link).__name__} (result files hold their data themselves)")
+            item = group[k]
+            out[k] = load(item) if isinstance(item, h5py.Group) else load_dataset(item)
+        if _h5_type(group) == "list":
+            if sorted(out) != sorted(str(i) for i in range(len(out))):
+                raise FileFormatError(f"{filename}: {where(group)}: malformed list group")
+            return [out[str(i)] for i in range(len(out))]
         return out
 
     with h5py.File(filename, "r") as f:
         return load(f)
+
+
+def _h5_type(obj) -> str | None:
+    mark = obj.attrs.get(H5_TYPE_ATTR)
+    return mark.decode("utf-8") if isinstance(mark, bytes) else mark
 
 
 def _decode(obj, filename: Path, where: str):

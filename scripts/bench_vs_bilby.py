@@ -100,7 +100,7 @@ def run_dingo_analyze(args, network_path: Path, params_file: Path, gps: float, f
     for item in args.psd:
         cmd += ["--psd", item]
     r = timed_run(cmd, env=thread_env(1), log=folder / "log_dingo_analyze.txt").check("dingo_analyze")
-    result_file = outdir / "injection_result.json"
+    result_file = outdir / "injection_result.hdf5"
     if not result_file.is_file():
         failed = outdir / "injection_failed_proposal.json"
         reason = json.loads(failed.read_text()).get("failure_reason", "?") if failed.is_file() else "no result file"

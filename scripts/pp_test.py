@@ -96,7 +96,9 @@ def main(argv=None) -> int:
     records = []
     for i in range(args.num_injections):
         label = f"inj{i:04d}"
-        path = out / "injections" / f"{label}_result.json"
+        path = out / "injections" / f"{label}_result.hdf5"
+        if not path.is_file() and (out / "injections" / f"{label}_result.json").is_file():
+            path = out / "injections" / f"{label}_result.json"  # written before results were hdf5
         failed = out / "injections" / f"{label}_failed_proposal.json"
         if path.is_file():
             r = Result.load(path)

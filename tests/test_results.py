@@ -77,15 +77,21 @@ def test_result_file_readable_by_bilby(tmp_path, extension):
     assert back.n_eff == pytest.approx(res.n_eff)
 
 
-def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extension", ["json", "hdf5"])
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch, extension):
+    import dingo_gw.results
+
     res = make_result()
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(json, "dump", boom)
+    if extension == "json":
+        monkeypatch.setattr(json, "dump", boom)
+    else:
+        monkeypatch.setattr(dingo_gw.results, "_h5_store", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        res.save(tmp_path, "ev")
+        res.save(tmp_path, "ev", extension=extension)
     assert list(tmp_path.iterdir()) == []
 
 

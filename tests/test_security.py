@@ -341,6 +341,49 @@ def test_result_hdf5_class_markers_are_refused(tmp_path, marker):
         Result.load(path)
 
 
+@pytest.mark.parametrize("where", ["meta_data", "posterior", "injection_parameters", "list_item"])
+def test_result_hdf5_planted_class_marker_is_refused(tmp_path, marker, capsys, where):
+    """A group naming a function (what bilby's hdf5 reader imports and calls) is refused, wherever it is."""
+    import h5py
+
+    from dingo_gw.cli.result import main
+
+    path = _saved_result(tmp_path, "hdf5")
+    with h5py.File(path, "r+") as f:
+        group = {"meta_data": "meta_data/note", "posterior": "posterior", "injection_parameters": "injection_parameters",
+                 "list_item": "meta_data/stages"}[where]
+        if group in f:
+            del f[group]
+        g = f.create_group(group)
+        if where == "list_item":  # inside a list group of dingo_gw's encoding
+            g.attrs["dingo_gw_type"] = "list"
+            g = g.create_group("0")
+        g["__function__"], g["__module__"], g["__name__"] = True, "os", "system"
+    line = run_cli(main, ["summary", str(path)], capsys)
+    assert str(path) in line and "refused" in line and "os.system" in line, line
+
+
+@pytest.mark.parametrize("kind", ["external_link", "soft_link", "reference"])
+def test_result_hdf5_links_and_references_are_refused(tmp_path, kind):
+    import h5py
+
+    from dingo_gw.results import Result
+
+    path = _saved_result(tmp_path, "hdf5")
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["secret"] = 1.0
+    with h5py.File(path, "r+") as f:
+        if kind == "external_link":
+            f["meta_data/note"] = h5py.ExternalLink(str(other), "secret")
+        elif kind == "soft_link":
+            f["meta_data/note"] = h5py.SoftLink("/log_evidence")
+        else:
+            f.create_dataset("meta_data/note", data=f["log_evidence"].ref, dtype=h5py.ref_dtype)
+    with pytest.raises(FileFormatError, match="refused"):
+        Result.load(path)
+
+
 def test_result_pickle_is_refused(tmp_path):
     from dingo_gw.results import Result
 

@@ -6,7 +6,8 @@
     dingo_analyze ... --is-parts N        then  dingo_analyze --proposal FILE --is-part K  (K = 1..N)
                                           then  dingo_result merge PART_FILES   (docs/cluster.md)
 
-Writes ``<label>_result.json`` (bilby-readable) and ``<label>_corner.png`` into --outdir and prints
+Writes ``<label>_result.hdf5`` (bilby's HDF5 result format; ``--result-format json``: bilby's JSON,
+``<label>_result.json``) and ``<label>_corner.png`` into --outdir and prints
 a table of medians and 90 % intervals. Exit status 0: posterior; 1: the importance sampling
 rejected the network's proposal (``<label>_failed_proposal.json`` is written instead, no
 posterior); 2: bad input. See docs/analyze.md.
@@ -81,10 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="importance samples drawn from the refined proposal (default 200000)")
     p.add_argument("--no-relative-binning", dest="relative_binning", action="store_false",
                    help="refine with the exact likelihood throughout (~5x slower) instead of relative binning "
-                        "with exact weights for the samples of largest weight")
+                        "with the exact likelihood for the samples of largest weight, until < 1e-3 of the weight is "
+                        "left with relative binning")
     p.add_argument("--no-distance-marginalization", dest="distance_marginalization", action="store_false",
                    help="refine the distance with the other parameters instead of drawing it from its conditional "
                         "posterior given them (distance marginalisation, the default)")
+    p.add_argument("--target-neff", type=number(float, 0.0, 1e9, low_open=True), metavar="N",
+                   help="draw proposal batches (of --num-samples network draws, or --refine-samples refined draws) "
+                        "until the effective sample size of all together reaches N, or the budget is spent")
+    p.add_argument("--max-samples", type=number(int, 1, 10**9), metavar="M",
+                   help="with --target-neff: at most M draws of that proposal in all (default 10 batches)")
+    p.add_argument("--max-time", type=number(float, 0.0, 1e7, low_open=True), metavar="S",
+                   help="with --target-neff: no new batch after S seconds of the analysis")
+    p.add_argument("--result-format", choices=("hdf5", "json"), default="hdf5",
+                   help="result file <label>_result.hdf5 (default) or <label>_result.json, bilby's formats both")
     p.add_argument("--no-corner", action="store_true", help="do not draw the corner plot")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     parts = p.add_argument_group("importance sampling in parallel jobs (docs/cluster.md)")
@@ -148,6 +159,7 @@ def main(argv=None) -> int:
         refine=args.refine, refine_efficiency=args.refine_efficiency,
         refine_particles=args.refine_particles, refine_samples=args.refine_samples,
         relative_binning=args.relative_binning, distance_marginalization=args.distance_marginalization,
+        result_format=args.result_format, target_neff=args.target_neff, max_samples=args.max_samples, max_time=args.max_time,
     )
     settings.check()
     label = _label(settings)  # one analysis per label and folder at a time

@@ -3,6 +3,7 @@
     dingo_train configs/train_tiny.yaml                  # new run into the config's output_dir
     dingo_train configs/train_tiny.yaml --resume         # continue it after a kill (or start it)
     dingo_train --resume out/train_tiny/checkpoint.pt    # continue with the checkpoint's config
+    dingo_train --export RUN/checkpoint.pt --out net.pt  # a network file from a (running) run's checkpoint
     torchrun --nproc_per_node 4 -m dingo_gw.cli.train configs/train_gpu.yaml   # DDP (or --distributed)
 """
 
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after N epochs of this invocation (checkpoint only; continue with --resume), e.g. to "
                    "fit a scheduler's time slot")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--export", metavar="CHECKPOINT",
+                   help="write a network file from CHECKPOINT (e.g. of a run still training) to --out, and exit")
+    p.add_argument("--out", help="with --export: the network file to write")
+    p.add_argument("--weights", choices=("best", "last"), default="best",
+                   help="with --export: the best weights by validation loss (default) or the last ones")
     return p
 
 
@@ -43,6 +49,15 @@ def main(argv=None):
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.export is not None:
+        from dingo_gw.io.atomic import check_output_path
+        from dingo_gw.train.run import export_network
+
+        if args.out is None or args.config is not None or args.resume:
+            parser.error("--export CHECKPOINT needs --out FILE and no config or --resume")
+        check_output_path(args.out)
+        print(f"network: {export_network(args.export, args.out, args.weights)}")
+        return 0
     resume = args.resume
     if isinstance(resume, str) and Path(resume).suffix in (".yaml", ".yml") and args.config is None:
         args.config, resume = resume, True  # "dingo_train --resume config.yaml"

@@ -16,8 +16,9 @@ The driver reads as the data flow, one call into the part that owns each step:
    prior / q (phase recovered), evidence; parts of 5000 samples are checkpointed in
    ``<outdir>/.<label>.checkpoints`` so that a killed run, restarted with the same arguments, redoes
    only unfinished parts; a weak proposal is refined (:mod:`dingo_gw.inference.refine.stage`);
-7. the result (:mod:`dingo_gw.inference.outputs`): ``<label>_result.json`` (or
-   ``<label>_failed_proposal.json``) and ``<label>_corner.png``, written only at the end.
+7. the result (:mod:`dingo_gw.inference.outputs`): ``<label>_result.hdf5`` (``.json`` with
+   ``result_format="json"``; or ``<label>_failed_proposal.json``) and ``<label>_corner.png``,
+   written only at the end.
 
 Reproducibility: torch's global generator and all numpy generators are seeded from ``seed``;
 the same inputs, seed and thread settings give the same numbers.
@@ -39,7 +40,8 @@ from dingo_gw.errors import ConfigError
 from dingo_gw.events import Event, get_event
 from dingo_gw.inference.event_data import EventData, frequency_domain_data
 from dingo_gw.inference.importance import importance_sampling, network_proposal
-from dingo_gw.inference.importance.network_proposal import importance_sample_proposal
+from dingo_gw.inference.importance.importance_sampling import DrawBudget
+from dingo_gw.inference.importance.network_proposal import combine_batches, importance_sample_proposal
 from dingo_gw.inference.injection import injection_data
 from dingo_gw.inference.network import AnalysisNetwork, find_network, load_analysis_network, network_generator
 from dingo_gw.inference.outputs import AnalysisOutput, write_outputs
@@ -82,6 +84,12 @@ class AnalysisSettings:
     default). ``is_parts``: importance sampling in this many parts (default: parts of IS_PART_SIZE
     samples); with ``save_proposal_only`` the analysis stops after network sampling and writes
     ``<label>_proposal.h5`` for part jobs on a cluster (:mod:`dingo_gw.inference.importance.parts`).
+    ``target_neff``: draw further proposal batches (of ``num_samples`` network draws, or of
+    ``refine_samples`` refined draws when the proposal is refined) until n_eff of all of them together
+    reaches it, or ``max_samples`` draws of that proposal in all (default 10 batches) or ``max_time`` s
+    since the analysis started are spent; None (default): one batch. ``result_format``: the result
+    file, ``<label>_result.hdf5`` ("hdf5", the default) or ``<label>_result.json`` ("json"), bilby's
+    formats both.
     """
 
     event: str | None = None
@@ -116,6 +124,10 @@ class AnalysisSettings:
     refine_samples: int = 200000
     relative_binning: bool = True
     distance_marginalization: bool = True
+    target_neff: float | None = None
+    max_samples: int | None = None
+    max_time: float | None = None
+    result_format: str = "hdf5"
 
     def check(self) -> None:
         given = [x for x in ("event", "injection") if getattr(self, x) is not None]
@@ -151,6 +163,18 @@ class AnalysisSettings:
             raise ConfigError(f"--refine-particles must be >= 100, got {self.refine_particles}")
         if self.refine_samples < 1000:
             raise ConfigError(f"--refine-samples must be >= 1000, got {self.refine_samples}")
+        if self.target_neff is not None and not self.target_neff > 0:
+            raise ConfigError(f"--target-neff must be > 0, got {self.target_neff}")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ConfigError(f"--max-samples must be >= 1, got {self.max_samples}")
+        if self.max_time is not None and not self.max_time > 0:
+            raise ConfigError(f"--max-time must be > 0 s, got {self.max_time}")
+        if (self.max_samples is not None or self.max_time is not None) and self.target_neff is None:
+            raise ConfigError("--max-samples and --max-time are the budget of --target-neff N: give it too")
+        if self.target_neff is not None and self.is_parts is not None:
+            raise ConfigError("--target-neff does not work with --is-parts (part jobs importance-sample one proposal)")
+        if self.result_format not in ("hdf5", "json"):
+            raise ConfigError(f"--result-format must be hdf5 or json, got {self.result_format!r}")
         if self.save_proposal_only and self.is_parts is None:
             raise ConfigError("saving the proposal for importance-sampling part jobs needs --is-parts N")
 
@@ -223,7 +247,7 @@ def _analyze(settings: AnalysisSettings, network: AnalysisNetwork | None = None,
             completed = complete_from_prior(proposal, run.network.prior, np.random.default_rng([settings.seed, 3]))
         if settings.save_proposal_only:  # importance sampling runs in part jobs (dingo_gw.inference.importance.parts)
             return _save_proposal(settings, run, data, proposal, completed, timings)
-        result = _weighted_result(settings, run, data, proposal, generator, timings)
+        result = _weighted_result(settings, run, data, proposal, generator, timings, t_start)
     finally:
         if own_generator:
             generator.close()
@@ -288,9 +312,10 @@ def _save_proposal(settings: AnalysisSettings, run: _Run, data: _Data, proposal:
 
 
 def _weighted_result(settings: AnalysisSettings, run: _Run, data: _Data, proposal: ProposalSamples, generator,
-                     timings: dict) -> Result:
-    """Step 6: importance sampling of the network proposal, refined when it is weak. The network
-    proposal's warnings are held while a refinement may still replace its result."""
+                     timings: dict, t_start: float | None = None) -> Result:
+    """Step 6: importance sampling of the network proposal, refined when it is weak; with a target n_eff,
+    more batches of the (network or refined) proposal. The network proposal's warnings are held while a
+    refinement may still replace its result."""
     event_data, prior = data.event_data, run.network.prior
     refine_auto = settings.refine == "auto"
     with timed_step(timings, "importance_sampling"), hold_warnings(
@@ -303,12 +328,51 @@ def _weighted_result(settings: AnalysisSettings, run: _Run, data: _Data, proposa
             num_parts=settings.is_parts or max(1, math.ceil(proposal.num_accepted / IS_PART_SIZE)),
             progress=settings.progress, num_posterior_samples=settings.num_posterior_samples,
         )
+    deadline = None
+    if settings.target_neff is not None and settings.max_time is not None:
+        deadline = (time.perf_counter() if t_start is None else t_start) + settings.max_time
     if refine_auto and needs_refinement(result, settings.refine_efficiency):
         with timed_step(timings, "refinement"):
-            result = refine_result(result, proposal, prior, likelihood, settings)
+            result = refine_result(result, proposal, prior, likelihood, settings, deadline=deadline)
+    elif settings.target_neff is not None:
+        with timed_step(timings, "network_batches"):  # sampling and importance sampling of batches 2, 3, ...
+            result = _network_batches(settings, run, data, result, likelihood, deadline)
     if result.meta_data.get("refinement", {}).get("status") != "done":
         release_warnings(held)  # the network proposal's result stands, and so do its warnings
     return result
+
+
+def _batch_seed(seed: int, k: int) -> int:
+    """Seed of network batch k >= 1 (batch 0 uses the analysis seed)."""
+    return int(np.random.SeedSequence([int(seed), 41, int(k)]).generate_state(1)[0])
+
+
+def _network_batches(settings: AnalysisSettings, run: _Run, data: _Data, first: Result, likelihood,
+                     deadline: float | None) -> Result:
+    """``settings.target_neff``: further batches of ``num_samples`` network draws (each sampled and
+    importance-sampled as the first, with seeds from :func:`_batch_seed`, checkpointed in their own folder)
+    until the n_eff of all together reaches the target or the budget is spent; one combined Result."""
+    import dataclasses
+
+    budget = DrawBudget(settings.target_neff, settings.num_samples, settings.max_samples, deadline, settings.max_time)
+    results = [first]
+    draws = lambda: sum(r.num_samples for r in results)  # noqa: E731
+    combined = first
+    while (stop := budget.stop_reason(float(combined.meta_data.get("n_eff", 0.0) or 0.0), draws())) is None:
+        k = len(results)
+        seed = _batch_seed(settings.seed, k)
+        batch_settings = dataclasses.replace(settings, seed=seed, num_samples=budget.next_batch(draws()))
+        proposal = sample_proposal(run.network, data.event_data, batch_settings)
+        complete_from_prior(proposal, run.network.prior, np.random.default_rng([seed, 3]))
+        results.append(importance_sample_proposal(
+            proposal, run.network.prior, likelihood, seed=seed, workers=settings.workers,
+            checkpoint_dir=run.outdir / f".{run.label}.checkpoints" / f"batch_{k:04d}",
+            num_parts=max(1, math.ceil(proposal.num_accepted / IS_PART_SIZE)), progress=settings.progress,
+            num_posterior_samples=settings.num_posterior_samples))
+        combined = combine_batches(results, run.network.prior, likelihood.trigger_time, seed=settings.seed,
+                                   num_posterior_samples=settings.num_posterior_samples)
+    combined.meta_data.update(budget.record(stop, len(results), draws(), "network"))
+    return combined
 
 
 def _finish(settings: AnalysisSettings, run: _Run, data: _Data, proposal: ProposalSamples, completed: list[str],
@@ -322,7 +386,8 @@ def _finish(settings: AnalysisSettings, run: _Run, data: _Data, proposal: Propos
     meta.update(run_metadata(settings, run, data.psd_info, proposal, completed, data.extra_meta))
     meta["timings"] = dict(timings, total=time.perf_counter() - t_start)  # before writing the files
     with timed_step(timings, "write"):
-        files = write_outputs(result, run.outdir, run.label, corner=settings.corner)
+        files = write_outputs(result, run.outdir, run.label, corner=settings.corner,
+                              result_format=settings.result_format)
     shutil.rmtree(run.outdir / f".{run.label}.checkpoints", ignore_errors=True)
     timings["total"] = time.perf_counter() - t_start
     return AnalysisOutput(result, proposal, files, timings, run.label, data.event_data)

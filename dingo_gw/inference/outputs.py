@@ -1,6 +1,7 @@
 """What an analysis returns and writes: :class:`AnalysisOutput`, the result file and corner plot
-(``<label>_result.json`` or ``<label>_failed_proposal.json``, ``<label>_corner.png``, each moved
-into the output folder complete) and the printed summary."""
+(``<label>_result.hdf5`` -- or ``.json`` with ``result_format="json"`` -- or
+``<label>_failed_proposal.json``, ``<label>_corner.png``, each moved into the output folder
+complete) and the printed summary."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 from dingo_gw.inference.event_data import EventData
 from dingo_gw.inference.sampling.gnpe_sampler import ProposalSamples
 from dingo_gw.io.atomic import prepare_outdir
-from dingo_gw.results import Result
+from dingo_gw.results import DEFAULT_RESULT_FORMAT, Result
 
 
 @dataclass
@@ -31,9 +32,11 @@ class AnalysisOutput:
     event_data: "EventData | None" = None
 
 
-def write_outputs(result: Result, outdir: Path, label: str, corner: bool = True) -> dict[str, Path]:
-    """Write the result file and the corner plot into a staging folder, then move both into
-    ``outdir`` (each file appears complete; nothing is left behind on failure)."""
+def write_outputs(result: Result, outdir: Path, label: str, corner: bool = True,
+                  result_format: str = DEFAULT_RESULT_FORMAT) -> dict[str, Path]:
+    """Write the result file (``result_format``: hdf5 or json, bilby's formats both) and the corner
+    plot into a staging folder, then move both into ``outdir`` (each file appears complete; nothing
+    is left behind on failure)."""
     from dingo_gw.plots import corner_plot
     from dingo_gw.results import add_derived_parameters
 
@@ -44,7 +47,7 @@ def write_outputs(result: Result, outdir: Path, label: str, corner: bool = True)
     staging.mkdir()
     files = {}
     try:
-        path = result.save(staging, label)
+        path = result.save(staging, label, extension=result_format)
         files["result"] = path
         if corner:
             title = f"{label}: n_eff = {result.n_eff:.0f}, efficiency = {100 * result.sample_efficiency:.2f} %"
@@ -75,6 +78,20 @@ def summary_text(out: AnalysisOutput) -> str:
         lines.append(f"{rejected} of {meta.get('num_network_samples')} network samples rejected before importance "
                      f"sampling (weight zero: {meta.get('num_outside_prior', 0)} outside the prior, the others outside "
                      "the GNPE kernel or the network's ra range)")
+    if out.result.ok and meta.get("evidence_reliable") is False:
+        k_hat = meta.get("pareto_k")
+        lines.append("evidence estimate unreliable: the weights are heavy-tailed (Pareto k = "
+                     + (f"{k_hat:.2f}" if isinstance(k_hat, (int, float)) else str(k_hat))
+                     + " > 0.7), so log Z and its error (from independent batches) may be off")
+    if meta.get("stop_reason"):
+        info = meta.get("target_neff") or {}
+        why = {"target_neff": f"n_eff reached the target {info.get('target', float('nan')):g}",
+               "max_samples": f"the budget of {info.get('max_samples')} draws was spent before n_eff reached "
+                              f"{info.get('target', float('nan')):g}",
+               "max_time": f"the time budget of {info.get('max_time')} s was spent before n_eff reached "
+                           f"{info.get('target', float('nan')):g}"}.get(meta["stop_reason"], meta["stop_reason"])
+        lines.append(f"{meta.get('num_batches')} batch(es), {info.get('num_draws')} draws of the "
+                     f"{info.get('proposal', '')} proposal; stopped ({meta['stop_reason']}): {why}")
     lines.append("timings [s]: " + ", ".join(f"{k} {v:.1f}" for k, v in out.timings.items()))
     for kind, path in out.files.items():
         lines.append(f"{kind}: {path}")

@@ -45,11 +45,23 @@ class AnalysisConfig(ConfigModel):
     refine_samples: int = Field(default=100000, ge=1000)
     relative_binning: bool = True
     distance_marginalization: bool = True
+    #: draw proposal batches until n_eff reaches target_neff, within max_samples draws / max_time s (docs/analyze.md)
+    target_neff: float | None = Field(default=None, gt=0)
+    max_samples: int | None = Field(default=None, ge=1)
+    max_time: float | None = Field(default=None, gt=0)
     seed: int = 0
+    #: result file <job_id>_result.hdf5 (default) or <job_id>_result.json, bilby's formats both
+    result_format: str = Field(default="hdf5", pattern="^(hdf5|json)$")
     corner: bool = True
     skymap: bool = True
     #: posterior samples used for the sky map KDE (a random subset if there are more)
     skymap_samples: int = Field(default=2000, ge=10)
+
+    @model_validator(mode="after")
+    def _budget_needs_target(self):
+        if (self.max_samples is not None or self.max_time is not None) and self.target_neff is None:
+            raise ValueError("max_samples and max_time are the budget of target_neff: give it too")
+        return self
 
 
 class ServeConfig(ConfigModel):

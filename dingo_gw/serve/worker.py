@@ -1,7 +1,8 @@
 """The service core: accept alerts into the job store, and analyse queued jobs one at a time with
 the warm networks (same code path as ``dingo_analyze``: :func:`dingo_gw.inference.analyze.analyze`).
 
-Per job, in ``<results_dir>/<job_id>/``: ``<job_id>_result.json`` (bilby) or
+Per job, in ``<results_dir>/<job_id>/``: ``<job_id>_result.hdf5`` (bilby's format; ``.json`` with
+``analysis.result_format: json``) or
 ``<job_id>_failed_proposal.json``, ``<job_id>_corner.png``, ``<job_id>_skymap.fits`` (multi-order,
 when the posterior holds ra/dec) and ``<job_id>_summary.json``. A job whose analysis raises is
 marked failed with its error and the worker goes on with the next one.
@@ -159,7 +160,8 @@ class Service:
             workers=a.workers, glitch=a.glitch, threads=a.threads, corner=a.corner, progress=False,
             refine=a.refine, refine_efficiency=a.refine_efficiency, refine_particles=a.refine_particles,
             refine_samples=a.refine_samples, relative_binning=a.relative_binning,
-            distance_marginalization=a.distance_marginalization,
+            distance_marginalization=a.distance_marginalization, target_neff=a.target_neff,
+            max_samples=a.max_samples, max_time=a.max_time, result_format=a.result_format,
         )
         out = analyze(settings, network=warm.network, generator=warm.generator)
         files, timings = dict(out.files), dict(out.timings)

@@ -220,3 +220,43 @@ def _network_metadata(trainer: Trainer, data: TrainingData, config: TrainConfig,
     if spec.name == "main" and init_network is not None:
         meta["init_network"] = init_network
     return meta
+
+
+def export_network(checkpoint: str | Path, out: str | Path, weights: str = "best") -> Path:
+    """Write a network file from a training checkpoint, e.g. of a run still going on.
+
+    ``weights``: "best" (lowest validation loss so far, what the run would write if it stopped
+    now) or "last" (the weights after the checkpoint's last batch). The metadata are those the run
+    writes (the same data, pipeline conventions and init network); the bank is opened from disk
+    and not read into memory. Returns ``out``.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    job = ckpt["job"]
+    if job is None or job["name"] != "main":
+        raise DataError(f"{ckpt['path']}: the checkpoint holds no posterior-network state yet (the init network "
+                        "is still training)")
+    cfg = dict(ckpt["config"])
+    cfg["data"] = dict(cfg["data"], bank_in_memory=False, decompress_bank=False)
+    config = parse_train_config(cfg, source=f"the config stored in {ckpt['path']}")
+    ctx = distributed.setup("cpu")
+    data = load_training_data(config, ctx.device)
+    spec = jobs_of(config)[-1]
+    trainer = Trainer(spec, data, config, ctx, TrainingLog(Path(out).parent, "unused.csv", enabled=False,
+                                                           progress=False, tb_tag="export"), lambda *_: None,
+                      job["state"])
+    trainer.stage_index = min(trainer.stage_index, len(trainer.stages) - 1)
+    metadata = _network_metadata(trainer, data, config, spec, ckpt["completed"].get("init"))
+    model = build_model(trainer.model_config)
+    if weights == "best":
+        state, which = trainer.final_weights()
+    elif weights == "last":
+        state, which = job["state"]["state_dict"], f"last (epoch {trainer.epochs_done})"
+    else:
+        raise ConfigError(f"weights must be best or last, got {weights!r}")
+    model.load_state_dict(state)
+    metadata["training"]["config"] = ckpt["config"]  # as trained (the bank was only opened differently here)
+    metadata["training"]["exported"] = {"checkpoint": str(ckpt["path"]), "weights": which,
+                                        "epochs_done": trainer.epochs_done, "samples_seen": trainer.samples_seen}
+    save_network(out, model, metadata)
+    log.info("wrote %s (%s weights of %s)", out, which, ckpt["path"])
+    return Path(out)

@@ -34,6 +34,7 @@ from dingo_gw.noise.event_strain import check_glitches, read_strain
 from dingo_gw.inference.importance.importance_sampling import log_prior
 from dingo_gw.likelihood.gaussian import GaussianLikelihood
 from dingo_gw.noise.asd_dataset import ASDDataset, save_asd_dataset
+from dingo_gw.results import Result
 from dingo_gw.train.config import parse_train_config
 from dingo_gw.train.run import train
 from dingo_gw.waveforms import WaveformGenerator, generate_bank
@@ -132,14 +133,19 @@ def test_event_analysis_writes_files_and_is_reproducible(networks, tmp_path, cap
     files = _files(tmp_path / "cli")
     ok = exit_info.value.code == 0
     assert exit_info.value.code in (0, 1)
-    assert files == sorted(["GW150914_corner.png", "GW150914_result.json" if ok else "GW150914_failed_proposal.json"])
+    assert files == sorted(["GW150914_corner.png", "GW150914_result.hdf5" if ok else "GW150914_failed_proposal.json"])
     printed = capsys.readouterr().out
     assert "proposal samples" in printed and "timings [s]" in printed
 
     a = analyze(_fast(event="GW150914", network=net, outdir=str(tmp_path / "a"), seed=3))
-    b = analyze(_fast(event="GW150914", network=net, outdir=str(tmp_path / "b"), seed=3))
+    b = analyze(_fast(event="GW150914", network=net, outdir=str(tmp_path / "b"), seed=3, result_format="json"))
     c = analyze(_fast(event="GW150914", network=net, outdir=str(tmp_path / "c"), seed=4))
     ra, rb = a.result, b.result
+    if ra.ok:  # the same result in either format
+        assert a.files["result"].name == "GW150914_result.hdf5" and b.files["result"].name == "GW150914_result.json"
+        fa, fb = Result.load(a.files["result"]), Result.load(b.files["result"])
+        np.testing.assert_array_equal(fa.log_weights, fb.log_weights)
+        assert fa.meta_data["n_eff"] == fb.meta_data["n_eff"] and fa.log_evidence == fb.log_evidence
     assert ra.num_samples == 800 and np.all(np.isfinite(ra.weights))
     np.testing.assert_array_equal(ra.log_weights, rb.log_weights)
     for k in ra.samples:
@@ -257,7 +263,7 @@ def test_importance_sampling_passes_and_matches_a_grid_posterior(networks, tmp_p
     r = out.result
     assert r.ok and r.n_eff > 100 and np.all(np.isfinite(r.weights))
     assert "refinement" not in r.meta_data  # efficient enough on its own
-    assert out.files["result"].name == "narrow_result.json"
+    assert out.files["result"].name == "narrow_result.hdf5"
     post = bilby.core.result.read_in_result(str(out.files["result"])).posterior
     assert {"chirp_mass", "luminosity_distance", "phase", "mass_1", "geocent_time"} <= set(post.columns)
     assert np.allclose(post["geocent_time"], GPS)
@@ -417,3 +423,37 @@ def test_welch_psd_when_no_published_psd(data_dir):
     band = domain.mask & (domain.frequencies > 30) & (domain.frequencies < 400)
     ratio = np.log(psds["H1"][band] / reference[band])
     assert abs(np.median(ratio)) < 0.15
+
+
+# -- --target-neff: more proposal batches --------------------------------------------------------
+def _target_settings(networks, tmp_path, **kw):
+    f = np.arange(0.0, 256.0, 0.25)
+    psd_file = tmp_path / "psd_3x_design.txt"
+    np.savetxt(psd_file, np.column_stack([f, 9 * design_asd("aLIGOZeroDetHighPower", f, fill_below=10.0) ** 2]))
+    truth = {"chirp_mass": 30.0, "mass_ratio": 0.8, **NO_SPIN, "theta_jn": 0.4, "phase": 1.0,
+             "luminosity_distance": 1200.0, "geocent_time": 0.0, "ra": 1.2, "dec": 0.3, "psi": 0.7}
+    return _fast(injection=truth, network=str(networks["direct"]), psd_files={"H1": str(psd_file), "L1": str(psd_file)},
+                 num_samples=300, seed=0, refine="never", corner=False, **kw)
+
+
+def test_target_neff_draws_batches_until_reached_or_budget_spent(networks, tmp_path):
+    from dingo_gw.inference.outputs import summary_text
+
+    one = analyze(_target_settings(networks, tmp_path, outdir=str(tmp_path / "one"), label="one")).result
+    assert "stop_reason" not in one.meta_data and one.num_samples == 300
+    target = 2.5 * one.n_eff  # above one batch's n_eff
+    out = analyze(_target_settings(networks, tmp_path, outdir=str(tmp_path / "t"), label="t", target_neff=target))
+    r, meta = out.result, out.result.meta_data
+    assert meta["stop_reason"] == "target_neff" and meta["num_batches"] >= 3 and r.n_eff >= target
+    assert r.num_samples == 300 * meta["num_batches"] == meta["num_proposal_samples"]
+    assert meta["target_neff"]["proposal"] == "network" and meta["target_neff"]["num_draws"] == r.num_samples
+    np.testing.assert_array_equal(r.log_weights[:300], one.log_weights)  # batch 1 is the default run, to the digit
+    assert not np.array_equal(r.log_weights[300:600], one.log_weights)  # later batches: fresh draws
+    assert r.ok and len(r.posterior["chirp_mass"]) == round(r.n_eff)
+    assert "stopped (target_neff)" in summary_text(out)
+    # an impossible target within a budget of 500 draws: a full batch and one cut to the 200 left
+    out = analyze(_target_settings(networks, tmp_path, outdir=str(tmp_path / "m"), label="m", target_neff=1e8,
+                                   max_samples=500))
+    meta = out.result.meta_data
+    assert meta["stop_reason"] == "max_samples" and meta["num_batches"] == 2 and out.result.num_samples == 500
+    assert "stopped (max_samples)" in summary_text(out)

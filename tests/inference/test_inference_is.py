@@ -87,7 +87,9 @@ def test_evidence_efficiency_and_moments_match_analytic():
     mean, std, log_z = analytic_posterior()
     assert res.ok
     assert abs(res.log_evidence - log_z) < 3 * res.log_evidence_err
-    assert res.log_evidence_err == pytest.approx(np.sqrt((1 - res.sample_efficiency) / (20000 * res.sample_efficiency)))
+    assert res.meta_data["log_evidence_err_gaussian"] == pytest.approx(
+        np.sqrt((1 - res.sample_efficiency) / (20000 * res.sample_efficiency)))
+    assert res.meta_data["evidence_reliable"] and "batch" in res.meta_data["log_evidence_err_method"]
     assert res.sample_efficiency == pytest.approx(analytic_efficiency(m, s), rel=0.05)
     assert res.log_bayes_factor == pytest.approx(res.log_evidence + 20.0)
     w = res.weights
@@ -164,7 +166,9 @@ def test_weight_statistics_by_hand():
     assert s["log_evidence"] == pytest.approx(np.log(1.0))
     eps = s["sample_efficiency"]
     assert eps == pytest.approx(16 / 6 / 4)
-    assert s["log_evidence_err"] == pytest.approx(np.sqrt((1 - eps) / (4 * eps)))
+    assert s["log_evidence_err_gaussian"] == pytest.approx(np.sqrt((1 - eps) / (4 * eps)))
+    # batch means: 4 batches of one draw each, Z_b = (1, 1, 2, 0), sd / (sqrt(4) mean); k-hat unknown (4 weights)
+    assert s["log_evidence_err"] == pytest.approx(np.std([1, 1, 2, 0], ddof=1) / 2 / 1.0)
 
 
 @pytest.mark.parametrize("alpha", [1.25, 2.0, 4.0])

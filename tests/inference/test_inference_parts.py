@@ -129,18 +129,22 @@ def test_parts_merge_to_the_single_run(setup, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "n_eff" in printed and "result:" in printed
     # --no-corner of the analysis holds for the merge
-    assert sorted(p.name for p in run.iterdir()) == ["inj_is_parts", "inj_proposal.h5", "inj_result.json"]
-    merged_file = Result.load(run / "inj_result.json")
-    single_file = Result.load(tmp_path / "single" / "inj_result.json")
+    assert sorted(p.name for p in run.iterdir()) == ["inj_is_parts", "inj_proposal.h5", "inj_result.hdf5"]
+    merged_file = Result.load(run / "inj_result.hdf5")
+    single_file = Result.load(tmp_path / "single" / "inj_result.hdf5")
     assert_same_result(single_file, merged_file)
     assert merged_file.meta_data["importance_sampling_parts"]["num_parts"] == N_PARTS
 
     # in memory too (no file round trip), into another result file
-    out = merge_parts(parts, outdir=tmp_path / "again", label="again", corner=False)
+    out = merge_parts(parts, outdir=tmp_path / "again", label="again", corner=False, result_format="json")
     assert_same_result(single, out.result)
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["again_result.json"]
+    # --out picks the format by its extension
+    assert exit_code(result_main, ["merge", *map(str, parts), "--out", str(tmp_path / "j" / "x_result.json")]) == 0
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == ["x_result.json"]
+    assert_same_result(single_file, Result.load(tmp_path / "j" / "x_result.json"))
 
-    assert exit_code(result_main, ["summary", str(run / "inj_result.json")]) == 0
+    assert exit_code(result_main, ["summary", str(run / "inj_result.hdf5")]) == 0
     assert "chirp_mass" in capsys.readouterr().out
 
 
@@ -170,7 +174,7 @@ def test_missing_foreign_and_bad_parts_are_clear_errors(setup, tmp_path, capsys)
 
     for argv, message in (
         (["merge", str(p1)], "part 2/2 is missing"),
-        (["merge", str(p1), "--out", str(tmp_path / "x.json")], "--out must name a file LABEL_result.json"),
+        (["merge", str(p1), "--out", str(tmp_path / "x.json")], "--out must name a file LABEL_result.hdf5 or LABEL_result.json"),
         (["summary", str(tmp_path / "none.json")], "result file not found"),
     ):
         assert exit_code(result_main, argv) == 2
@@ -178,4 +182,4 @@ def test_missing_foreign_and_bad_parts_are_clear_errors(setup, tmp_path, capsys)
         assert err.startswith("error: ") and message in err and "\n" not in err
     assert exit_code(analyze_main, ["--is-part", "1", "--workers", "1"]) == 2
     assert "--proposal FILE and --is-part K go together" in capsys.readouterr().err
-    assert not (run / "inj_result.json").exists()
+    assert not (run / "inj_result.hdf5").exists()

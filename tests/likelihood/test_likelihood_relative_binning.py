@@ -10,7 +10,7 @@ from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError
 from dingo_gw.inference.importance.importance_sampling import WeightedSamples
 from dingo_gw.likelihood.gaussian import GaussianLikelihood
-from dingo_gw.inference.refine.refine import exact_correction
+from dingo_gw.inference.refine.refine import exact_correction, exact_record
 from dingo_gw.likelihood.relative_binning import RelativeBinningLikelihood, bin_edges
 from dingo_gw.waveforms.generator import SequenceWaveformGenerator, WaveformGenerator
 
@@ -76,12 +76,14 @@ def test_relative_binning_matches_bilby_near_the_posterior():
         # exact_correction puts the exact log L on the samples of largest weight
         approx = rb.log_likelihood(params)
         ws = WeightedSamples(params, approx, np.zeros(12), np.zeros(12))
-        corrected, record = exact_correction(ws, exact, num_exact=4)
+        corrected, evaluated, rounds = exact_correction(ws, exact, residual=0.5, min_chunk=4)
+        record = exact_record(corrected, approx, evaluated, 0.5, rounds, min_chunk=4)
         top = np.argsort(-approx)[:4]
+        assert rounds == 1 and np.array_equal(np.flatnonzero(evaluated), np.sort(top))
         assert np.allclose(corrected.log_likelihood[top], ref[top], atol=1e-3)
         rest = np.setdiff1d(np.arange(12), top)
         assert np.array_equal(corrected.log_likelihood[rest], approx[rest])
-        assert record["num_exact"] == 4 and 0 < record["weight_fraction_exact"] <= 1
+        assert record["num_exact"] == 4 and record["unevaluated_weight_fraction"] < 0.5
         assert record["max_abs_delta_log_likelihood"] < 0.05
     finally:
         rb.close()

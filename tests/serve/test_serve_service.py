@@ -194,5 +194,5 @@ def test_alerts_are_validated_acknowledged_and_analysed_once(service_setup, serv
         folder = root / "results" / jid
         if jobs[jid][0] == "finished":
             names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
-            assert len([n for n in names if n.endswith(("_result.json", "_failed_proposal.json"))]) == 1, names
+            assert len([n for n in names if n.endswith(("_result.hdf5", "_failed_proposal.json"))]) == 1, names
             assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no staging or checkpoints left

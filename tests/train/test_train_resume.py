@@ -176,3 +176,40 @@ def test_changed_stage_is_refused_on_resume(write_config, straight_run):
     stages[0] = dict(stages[0], epochs=stages[0]["epochs"] + 1)
     with pytest.raises(ConfigError, match="training.stages"):
         train(load_train_config(write_config("changed", training={"stages": stages})), resume=True)
+
+
+def _same_tree(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_tree(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    return a == b
+
+
+def test_export_writes_the_network_the_run_writes(straight_run, tmp_path):
+    """dingo_train --export CHECKPOINT --out FILE: the best weights and the same metadata as the run's
+    network.pt (the bank only opened from disk); "last" gives the checkpoint's current weights."""
+    from dingo_gw.cli.train import main
+
+    _, ref = straight_run
+    out = tmp_path / "exported.pt"
+    with pytest.raises(SystemExit) as e:
+        main(["--export", str(ref.checkpoint), "--out", str(out)])
+    assert e.value.code == 0
+    a, b = torch.load(out, weights_only=True), torch.load(ref.network, weights_only=True)
+    assert_same_weights(a["state_dict"], b["state_dict"])
+    exported = a["metadata"]["training"].pop("exported")
+    assert exported["epochs_done"] == 2 and exported["weights"].startswith("best")
+    a["metadata"]["training"]["summary"].pop("replicas"), b["metadata"]["training"]["summary"].pop("replicas")
+    for key in ("wall_time_s",):
+        a["metadata"]["training"]["summary"].pop(key, None), b["metadata"]["training"]["summary"].pop(key, None)
+    assert _same_tree(a["metadata"], b["metadata"])
+    last = tmp_path / "last.pt"
+    with pytest.raises(SystemExit) as e:
+        main(["--export", str(ref.checkpoint), "--out", str(last), "--weights", "last"])
+    assert e.value.code == 0
+    assert_same_weights(torch.load(last, weights_only=True)["state_dict"],
+                        load_checkpoint(ref.checkpoint)["job"]["state"]["state_dict"])
+    model_from_dict(torch.load(last, weights_only=True))  # a loadable network file

@@ -3,7 +3,17 @@
 For proposal samples θ_i ~ q(θ | d) with known log q_i:
 
     log w_i = log L(d | θ_i) + log π(θ_i) - log q_i,     n_eff = (Σ w)² / Σ w²,   ε = n_eff / n,
-    log Z = logsumexp(log w) - log n,                      σ(log Z) ≈ sqrt((1 - ε) / (n ε)).
+    log Z = logsumexp(log w) - log n.
+
+The error of log Z (``log_evidence_err``) comes from EVIDENCE_BATCHES independent batches: the
+draws, i.i.d. and in draw order, are split into B contiguous batches, Z_b is the mean weight of
+batch b, and σ(log Z) = sd(Z_b) / (√B Z) · B^max(k̂ − ½, 0) (batch means; the factor extrapolates
+the batches' spread to all n draws when the weights have no finite variance, Pareto k̂ > ½: the
+error of a mean of m such draws falls as m^(k̂ − 1), not m^(−½)). The textbook sqrt((1 - ε) / (n ε)),
+which assumes weights of finite variance (and for i.i.d. draws equals the plain batch-means error
+up to noise), is kept as ``log_evidence_err_gaussian``. With Pareto k̂ > PARETO_K_RELIABLE the
+evidence and both errors are flagged unreliable (``evidence_reliable`` false in the result's
+meta_data).
 
 Parameters the network does not infer (the phase) are drawn from a known conditional density
 q(φ | θ) (:mod:`dingo_gw.likelihood.phase_recovery`) whose log is added to log q, so the weights
@@ -129,18 +139,62 @@ def read_part_info(path: str | Path) -> dict:
 
 
 # -- weights and statistics ------------------------------------------------------------------
+#: Independent batches (contiguous, in draw order) of the batch-means error of log Z.
+EVIDENCE_BATCHES = 20
+#: How ``log_evidence_err`` is computed (recorded in the result's meta_data).
+EVIDENCE_ERR_METHOD = (f"batch means: the draws (i.i.d., in draw order) in B = {EVIDENCE_BATCHES} contiguous batches, "
+                       "sigma(log Z) = sd(Z_b) / (sqrt(B) Z) * B^max(k - 1/2, 0) with k the Pareto k-hat of the weights "
+                       "(clipped to <= 1)")
+
+
+def batch_log_evidence_err(log_weights: np.ndarray, num_batches: int = EVIDENCE_BATCHES,
+                           k_hat: float | None = None) -> float:
+    """σ(log Z) from independent batches: the n log weights (in draw order, draws i.i.d.) split into
+    B = min(num_batches, n) contiguous batches, Z_b the mean weight of batch b, σ = sd(Z_b) / (√B Z̄)
+    with Z̄ the mean of the Z_b (delta method), times B^(k − ½) when the Pareto tail index ``k_hat``
+    (clipped to ≤ 1) exceeds ½: weights without a finite variance make the error of a mean of m draws
+    fall as m^(k − 1) (stable law of index 1/k), so the spread of batch means of n/B draws
+    understates the error of the mean of all n by that factor. NaN for B < 2 or no positive weight."""
+    lw = np.asarray(log_weights, dtype=float)
+    b = min(int(num_batches), len(lw))
+    if b < 2:
+        return float("nan")
+    finite = lw[np.isfinite(lw)]
+    if not len(finite):
+        return float("nan")
+    w = np.exp(np.where(np.isfinite(lw), lw, -np.inf) - finite.max())
+    z_b = np.array([x.mean() for x in np.array_split(w, b)])
+    z = z_b.mean()
+    if not z > 0:
+        return float("nan")
+    tail = b ** (min(float(k_hat), 1.0) - 0.5) if k_hat is not None and np.isfinite(k_hat) and k_hat > 0.5 else 1.0
+    return float(np.std(z_b, ddof=1) / (np.sqrt(b) * z) * tail)
+
+
 def weight_statistics(log_weights: np.ndarray) -> dict[str, float]:
-    """log_evidence, log_evidence_err, n_eff, sample_efficiency from unnormalised log weights."""
+    """log_evidence, log_evidence_err (batch means with the weights' Pareto k̂, :func:`batch_log_evidence_err`),
+    log_evidence_err_gaussian (sqrt((1 - ε)/(n ε))), n_eff, sample_efficiency from unnormalised log
+    weights (in draw order)."""
     lw = np.asarray(log_weights, dtype=float)
     n = len(lw)
     n_eff = effective_sample_size(lw)
     eff = n_eff / n if n else 0.0
     if n_eff > 0:
         log_z = float(logsumexp(lw) - np.log(n))
-        err = float(np.sqrt(max(1.0 - eff, 0.0) / (n * eff)))
+        err_gauss = float(np.sqrt(max(1.0 - eff, 0.0) / (n * eff)))
+        err = batch_log_evidence_err(lw, k_hat=pareto_k(lw))
     else:
-        log_z, err = -np.inf, np.nan
-    return {"log_evidence": log_z, "log_evidence_err": err, "n_eff": n_eff, "sample_efficiency": eff}
+        log_z, err, err_gauss = -np.inf, np.nan, np.nan
+    return {"log_evidence": log_z, "log_evidence_err": err, "log_evidence_err_gaussian": err_gauss, "n_eff": n_eff,
+            "sample_efficiency": eff}
+
+
+def evidence_meta(stats: Mapping, k_hat: float) -> dict:
+    """What the result's meta_data record about the evidence error: the Gaussian-formula error, the method of
+    ``log_evidence_err`` and ``evidence_reliable`` (false when Pareto k̂ > PARETO_K_RELIABLE or is unknown)."""
+    return {"log_evidence_err_gaussian": stats["log_evidence_err_gaussian"],
+            "log_evidence_err_method": EVIDENCE_ERR_METHOD,
+            "evidence_reliable": bool(np.isfinite(k_hat) and k_hat <= PARETO_K_RELIABLE)}
 
 
 #: Pareto k̂ above which importance-sampling estimates are unreliable (Vehtari et al. 2024, PSIS).
@@ -163,6 +217,53 @@ def pareto_k(log_weights: np.ndarray) -> float:
         return float("nan")
     k, _, _ = genpareto.fit(tail, floc=0)
     return float(k)
+
+
+#: Stop reasons of drawing proposal batches towards a target n_eff (:class:`DrawBudget`).
+STOP_TARGET, STOP_MAX_SAMPLES, STOP_MAX_TIME = "target_neff", "max_samples", "max_time"
+#: Default budget of draws with a target n_eff: this many times one batch.
+DEFAULT_MAX_BATCHES = 10
+
+
+@dataclass
+class DrawBudget:
+    """When to stop drawing batches of ``batch_size`` draws from one proposal: once n_eff of all of them together
+    reaches ``target_neff`` ("target_neff"), or before a batch that would exceed ``max_samples`` draws in all
+    (default DEFAULT_MAX_BATCHES × batch_size; the last batch is cut to fit: "max_samples"), or once
+    ``time.perf_counter()`` has passed ``deadline`` ("max_time"). Weights of draws from the same proposal
+    concatenate: the combined set is ordinary importance sampling of all draws."""
+
+    target_neff: float
+    batch_size: int
+    max_samples: int | None = None
+    deadline: float | None = None
+    max_time: float | None = None
+
+    def __post_init__(self):
+        if self.max_samples is None:
+            self.max_samples = DEFAULT_MAX_BATCHES * int(self.batch_size)
+
+    def stop_reason(self, n_eff: float, num_draws: int) -> str | None:
+        """Why to stop after ``num_draws`` draws with this n_eff, or None to draw another batch."""
+        if n_eff >= self.target_neff:
+            return STOP_TARGET
+        if num_draws >= self.max_samples:
+            return STOP_MAX_SAMPLES
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            return STOP_MAX_TIME
+        return None
+
+    def next_batch(self, num_draws: int) -> int:
+        """Size of the next batch (cut to the draws left in the budget)."""
+        return int(min(self.batch_size, self.max_samples - num_draws))
+
+    def record(self, stop: str, num_batches: int, num_draws: int, proposal: str) -> dict:
+        """meta_data entries: ``stop_reason``, ``num_batches`` and the settings (``target_neff``)."""
+        return {"stop_reason": stop, "num_batches": int(num_batches),
+                "target_neff": {"target": float(self.target_neff), "batch_size": int(self.batch_size),
+                                "max_samples": int(self.max_samples), "max_time": self.max_time,
+                                "num_draws": int(num_draws), "proposal": proposal, "stop_reason": stop,
+                                "num_batches": int(num_batches)}}
 
 
 def resample_indices(log_weights: np.ndarray, num_samples: int, rng: np.random.Generator) -> np.ndarray:
@@ -455,6 +556,7 @@ def finalize(
         "sample_efficiency": stats["sample_efficiency"],
         "n_eff": stats["n_eff"],
         "pareto_k": k_hat,
+        **evidence_meta(stats, k_hat),
         "num_proposal_samples": len(weighted),
         "num_failed_likelihood": failed_l,
         "seed": int(seed),

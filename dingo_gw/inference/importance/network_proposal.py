@@ -11,7 +11,8 @@ from typing import Mapping
 import numpy as np
 
 from dingo_gw.inference.importance.importance_sampling import (
-    MIN_EFFECTIVE_SAMPLES, importance_sample, prior_support, weight_statistics,
+    MIN_EFFECTIVE_SAMPLES, WeightedSamples, evidence_meta, finalize, importance_sample, prior_support,
+    weight_statistics,
 )
 from dingo_gw.inference.sampling.gnpe_sampler import ProposalSamples
 from dingo_gw.results import Result
@@ -67,7 +68,7 @@ def importance_sample_proposal(proposal: ProposalSamples, prior, likelihood, see
     lw = _scatter(result.log_weights, acc, -np.inf)
     stats = weight_statistics(lw)
     meta.update({"num_proposal_samples": n, "sample_efficiency": stats["sample_efficiency"],
-                 "n_eff": stats["n_eff"]})
+                 "n_eff": stats["n_eff"], **evidence_meta(stats, float(meta.get("pareto_k", np.nan)))})
     reason = result.failure_reason
     if not result.ok and stats["n_eff"] < min_n_eff:
         reason = (f"n_eff = {stats['n_eff']:.2f} < {min_n_eff:g} (sample efficiency "
@@ -83,6 +84,40 @@ def importance_sample_proposal(proposal: ProposalSamples, prior, likelihood, see
         log_proposal=_scatter(result.log_proposal, acc, np.inf),
         priors=result.priors, status=result.status, failure_reason=reason,
     )
+
+
+#: Counts of the network-proposal results that add up over batches.
+_BATCH_COUNTS = ("num_network_samples", "num_rejected_proposals", "num_outside_prior", "num_failed_likelihood")
+
+
+def combine_batches(results: list[Result], prior, trigger_time: float, seed: int = 0,
+                    num_posterior_samples: int | None = None, min_n_eff: float = MIN_EFFECTIVE_SAMPLES) -> Result:
+    """One importance-sampled Result from the Results of independent batches of draws from the network
+    (:func:`importance_sample_proposal` each, in order): all weighted samples concatenated, evidence, n_eff,
+    k̂ and the unweighted posterior recomputed over all of them (as :func:`finalize` does for one batch); the
+    counts of rejected draws and failed waveforms added up. ``prior``: with geocent_time relative to
+    ``trigger_time``, as given to importance sampling."""
+    if len(results) == 1:
+        return results[0]
+    keys = list(dict.fromkeys(k for r in results for k in r.samples))  # all-rejected batches lack the phase
+    rel = {k: np.concatenate([np.asarray(r.samples.get(k, np.full(len(r.log_weights), np.nan)), dtype=float)
+                              for r in results])
+           - (trigger_time if k == "geocent_time" else 0.0) for k in keys}
+    logp = np.concatenate([np.asarray(r.log_prior, dtype=float) for r in results])
+    weighted = WeightedSamples(rel, np.concatenate([np.asarray(r.log_likelihood, dtype=float) for r in results]),
+                               np.where(np.isnan(logp), -np.inf, logp),  # rejected draws: not failed waveforms
+                               np.concatenate([np.asarray(r.log_proposal, dtype=float) for r in results]))
+    elapsed = sum(float((r.meta_data.get("timings") or {}).get("importance_sampling", 0.0)) for r in results)
+    out = finalize(weighted, results[0].log_noise_evidence, trigger_time, prior, seed=seed,
+                   num_posterior_samples=num_posterior_samples, min_n_eff=min_n_eff, elapsed=elapsed)
+    out.log_prior = logp
+    meta = dict(results[0].meta_data)
+    meta.update(out.meta_data)
+    for k in _BATCH_COUNTS:
+        if any(k in r.meta_data for r in results):
+            meta[k] = int(sum(int(r.meta_data.get(k, 0) or 0) for r in results))
+    out.meta_data = meta
+    return out
 
 
 def _all_rejected(proposal: ProposalSamples, support: np.ndarray, likelihood, prior) -> Result:

@@ -2,7 +2,7 @@
 
     dingo_analyze --event GW150914 --outdir run --is-parts 8        # network sampling only: run/GW150914_proposal.h5
     dingo_analyze --proposal run/GW150914_proposal.h5 --is-part K   # K = 1..8, one job each: run/GW150914_is_parts/
-    dingo_result merge run/GW150914_is_parts/*.h5                   # run/GW150914_result.json + corner plot
+    dingo_result merge run/GW150914_is_parts/*.h5                   # run/GW150914_result.hdf5 + corner plot
 
 The proposal file holds everything the part jobs and the merge need, so they do not read the
 network or the strain again: the proposal samples with log q and acceptance, the FD strain and
@@ -70,6 +70,7 @@ class SavedProposal:
     injection_parameters: dict | None = None
     timings: dict = field(default_factory=dict)
     sha256: str = ""
+    result_format: str = "hdf5"
 
     def prior(self):
         """The network's bilby PriorDict."""
@@ -117,7 +118,7 @@ def save_proposal(path: str | Path, proposal: ProposalSamples, event_data, netwo
         "segment_start": float(event_data.segment_start), "waveform": dict(network.waveform),
         "prior_spec": {k: network.metadata[k] for k in _PRIOR_KEYS if network.metadata.get(k)},
         "detectors": list(event_data.strain), "meta": meta, "injection_parameters": injection_parameters,
-        "timings": dict(timings),
+        "timings": dict(timings), "result_format": getattr(settings, "result_format", "hdf5"),
     }
     with atomic_write(path) as tmp:
         with h5_writer(tmp) as f:
@@ -162,6 +163,7 @@ def load_proposal(path: str | Path) -> SavedProposal:
                 trigger_time=float(a["trigger_time"]), segment_start=float(a["segment_start"]),
                 waveform=dict(a["waveform"]), prior_spec=dict(a["prior_spec"]), meta=dict(a["meta"]),
                 injection_parameters=a["injection_parameters"], timings=dict(a["timings"]),
+                result_format=str(a.get("result_format", "hdf5")),
             )
         except (KeyError, TypeError, ValueError, OSError) as e:
             raise FileFormatError(f"{path} is not a complete proposal file: {e}") from None
@@ -204,9 +206,11 @@ def run_part(proposal_path: str | Path, index: int, out: str | Path | None = Non
 
 
 def merge_parts(part_paths: Sequence[str | Path], proposal_path: str | Path | None = None,
-                outdir: str | Path | None = None, label: str | None = None, corner: bool | None = None):
+                outdir: str | Path | None = None, label: str | None = None, corner: bool | None = None,
+                result_format: str | None = None):
     """Merge the part files of one proposal into the analysis result and write it (and the corner
-    plot) like ``dingo_analyze``: into ``outdir``/``label`` (default: those of the analysis).
+    plot) like ``dingo_analyze``: into ``outdir``/``label`` as ``result_format`` (hdf5 or json; default:
+    those of the analysis).
     The proposal file is ``proposal_path`` or the one the parts name. Returns an AnalysisOutput."""
     from dingo_gw.inference.importance.network_proposal import importance_sample_proposal
     from dingo_gw.inference.outputs import AnalysisOutput, write_outputs
@@ -249,5 +253,6 @@ def merge_parts(part_paths: Sequence[str | Path], proposal_path: str | Path | No
                              "importance_sampling_parts": {"num_parts": saved.num_parts,
                                                            "proposal": str(saved.path)}})
     written = write_outputs(result, Path(outdir) if outdir is not None else saved.outdir, label,
-                            corner=saved.corner if corner is None else corner)
+                            corner=saved.corner if corner is None else corner,
+                            result_format=result_format or saved.result_format)
     return AnalysisOutput(result, saved.proposal, written, timings, label)

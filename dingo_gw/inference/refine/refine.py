@@ -29,8 +29,16 @@ The fitted densities then need not follow the distance–inclination degeneracy 
 Given a ``fiducial`` point (the network sample of largest likelihood), steps 2 and 3 evaluate the
 likelihood by relative binning (:mod:`~dingo_gw.likelihood.relative_binning`, ~5x cheaper per
 evaluation, |Δ log L| ~ 0.01 near the posterior), re-centred on the best SMC particle before step 3;
-the ``num_exact`` samples of largest weight then get the exact likelihood (for GW150914 they carry
-most of the weight), so only samples of negligible weight keep the approximation.
+then the samples get the exact likelihood in decreasing order of weight, in rounds (the weights, and
+their total, recomputed after each), until the samples left with the relative-binning log L carry less
+than EXACT_WEIGHT_RESIDUAL (10⁻³) of the total weight (:func:`exact_correction`; the number of exact
+evaluations and the fraction left are recorded). The weights are thus exact for all but a recorded
+≤ 10⁻³ of the total weight, whose log L is off by |Δ log L| ~ 0.01–0.3.
+
+With a ``target_neff`` step 3 draws further batches of ``num_samples`` from the same q until n_eff
+reaches it or a budget of draws or time is spent
+(:class:`~dingo_gw.inference.importance.importance_sampling.DrawBudget`); the weights of all batches
+together are one importance sampling of q.
 
 The result is step 3 alone: draws from one fixed density with a known, normalised log q, so its
 weights, n_eff and evidence are those of ordinary importance sampling whatever the quality of the
@@ -50,7 +58,7 @@ import numpy as np
 
 from dingo_gw.errors import DataError
 from dingo_gw.inference.importance.importance_sampling import (
-    WeightedSamples, evaluate_weights, prior_support, weight_statistics,
+    DrawBudget, WeightedSamples, evaluate_weights, prior_support, weight_statistics,
 )
 from dingo_gw.inference.refine.flow_density import FlowDensity, torch_threads
 from dingo_gw.inference.refine.mixture import DensitySum, GaussianMixture, KernelMixture
@@ -94,6 +102,14 @@ BASE_MAX_SAMPLES = 3000
 BINNED_CHUNK = 2048
 #: A larger |Δ log L| between relative binning and the exact likelihood is logged as a warning.
 BINNING_WARN_DELTA = 0.5
+#: Exact weights: samples get the exact likelihood in decreasing order of weight until the (relative-binning)
+#: weight of those left is below this fraction of the total weight.
+EXACT_WEIGHT_RESIDUAL = 1e-3
+#: At least this many exact evaluations per round of that rule (the weights are recomputed after each round).
+EXACT_MIN_CHUNK = 1000
+EXACT_RULE = ("exact likelihood in decreasing order of weight, in rounds of >= {chunk} (weights and their total "
+              "recomputed after each), until the samples left with the relative-binning likelihood carry < {residual:g} "
+              "of the total weight")
 
 
 @dataclass
@@ -101,8 +117,11 @@ class RefineSettings:
     """``num_samples``: importance samples of step 3; ``num_particles``, ``mcmc_steps`` (per stage),
     ``final_mcmc_steps`` (at β = 1): of the SMC of step 2, which stops at ``max_seconds`` even before
     β = 1 (its particles then still shape the proposal); ``workers``: likelihood processes; ``seed``:
-    all random draws; ``relative_binning``, ``binning_epsilon`` (radians per bin), ``num_exact``:
-    the likelihood of steps 2–3 (used only when :func:`refine` gets a fiducial point)."""
+    all random draws; ``relative_binning``, ``binning_epsilon`` (radians per bin), ``exact_residual``
+    (:func:`exact_correction`): the likelihood of steps 2–3 (used only when :func:`refine` gets a fiducial
+    point). ``target_neff``: draw batches of ``num_samples`` until n_eff reaches it, at most ``max_samples``
+    draws in all (default 10 batches) and not after ``time.perf_counter()`` passed ``deadline``
+    (``max_time``: the time budget it came from, for the record)."""
 
     num_samples: int = 200000
     num_particles: int = 4000
@@ -115,7 +134,11 @@ class RefineSettings:
     progress: bool = False
     relative_binning: bool = True
     binning_epsilon: float = DEFAULT_EPSILON
-    num_exact: int = 5000
+    exact_residual: float = EXACT_WEIGHT_RESIDUAL
+    target_neff: float | None = None
+    max_samples: int | None = None
+    deadline: float | None = None
+    max_time: float | None = None
 
 
 @dataclass
@@ -126,6 +149,8 @@ class RefineOutput:
     proposal: "BoundedDensity"
     stages: list[dict] = field(default_factory=list)
     num_likelihood_evaluations: int = 0
+    #: with a target n_eff: meta_data entries stop_reason, num_batches, target_neff (DrawBudget.record)
+    batches: dict | None = None
 
 
 class BoundedDensity:
@@ -277,32 +302,63 @@ def fiducial_from_particles(smc, prior, likelihood, rng: np.random.Generator, wo
     return fiducial, float(np.nanmax(ws.log_likelihood))
 
 
-def exact_correction(ws: WeightedSamples, likelihood, num_exact: int, workers: int = 1,
-                     progress: bool = False) -> tuple[WeightedSamples, dict]:
-    """Replace the (relative-binning) log L of the ``num_exact`` samples of largest weight by the exact
-    log L at the same parameters (phase included); returns the corrected samples and a record: how
-    many, the fraction of the weight they carried, and the largest and weighted RMS |Δ log L|."""
-    lw = ws.log_weights
-    finite = np.flatnonzero(np.isfinite(lw))
-    top = finite[np.argsort(-lw[finite])][:num_exact]
-    if len(top) == 0:
-        return ws, {"num_exact": 0}
-    w = np.exp(lw[finite] - lw[finite].max())
-    w_top = np.exp(lw[top] - lw[finite].max())
-    exact = likelihood.log_likelihood({k: v[top] for k, v in ws.samples.items()}, workers=workers,
-                                      progress=progress)
-    delta = exact - ws.log_likelihood[top]
+def exact_correction(ws: WeightedSamples, likelihood, residual: float = EXACT_WEIGHT_RESIDUAL,
+                     evaluated: np.ndarray | None = None, workers: int = 1, progress: bool = False,
+                     min_chunk: int = EXACT_MIN_CHUNK) -> tuple[WeightedSamples, np.ndarray, int]:
+    """Give samples the exact log L (at the same parameters, phase included) in decreasing order of weight
+    until those left with their (relative-binning) log L carry less than ``residual`` of the total weight.
+    Works in rounds: each evaluates the fewest samples that would meet the rule under the current weights
+    (at least ``min_chunk``), then the weights and their total are recomputed. ``evaluated``: mask of samples
+    that already have the exact log L. Returns the corrected samples, the new mask and the number of rounds."""
     logl = ws.log_likelihood.copy()
-    logl[top] = exact
+    done = np.zeros(len(ws), dtype=bool) if evaluated is None else np.asarray(evaluated, dtype=bool).copy()
+    rounds = 0
+    while True:
+        w, total = _relative_weights(ws.log_prior, ws.log_proposal, logl)
+        pending = np.flatnonzero(~done & (w > 0))
+        left = float(w[pending].sum())
+        if not total > 0 or left < residual * total or not len(pending):
+            break
+        order = pending[np.argsort(-w[pending], kind="stable")]
+        need = int(np.searchsorted(np.cumsum(w[order]), left - residual * total, side="right")) + 1
+        top = order[:max(need, min_chunk)]
+        logl[top] = likelihood.log_likelihood({k: v[top] for k, v in ws.samples.items()}, workers=workers,
+                                              progress=progress)
+        done[top] = True
+        rounds += 1
+    return WeightedSamples(ws.samples, logl, ws.log_prior, ws.log_proposal), done, rounds
+
+
+def _relative_weights(log_prior, log_proposal, log_likelihood) -> tuple[np.ndarray, float]:
+    """Weights relative to the largest (0 where not finite) and their sum."""
+    lw = WeightedSamples({}, log_likelihood, log_prior, log_proposal).log_weights
+    finite = np.isfinite(lw)
+    if not finite.any():
+        return np.zeros(len(lw)), 0.0
+    w = np.where(finite, np.exp(np.where(finite, lw, 0.0) - lw[finite].max()), 0.0)
+    return w, float(w.sum())
+
+
+def exact_record(ws: WeightedSamples, binned_log_likelihood: np.ndarray, evaluated: np.ndarray, residual: float,
+                 rounds: int, min_chunk: int = EXACT_MIN_CHUNK) -> dict:
+    """Record of :func:`exact_correction` on all samples: the rule, the number of exact evaluations, the weight
+    fraction left with relative binning, and the largest and (final-)weighted RMS |Δ log L| found."""
+    w, total = _relative_weights(ws.log_prior, ws.log_proposal, ws.log_likelihood)
+    left = float(w[~evaluated].sum() / total) if total > 0 else float("nan")
+    delta = (ws.log_likelihood - np.asarray(binned_log_likelihood, dtype=float))[evaluated]
+    we = w[evaluated]
     ok = np.isfinite(delta)
-    record = {
-        "num_exact": int(len(top)),
-        "weight_fraction_exact": float(w_top.sum() / w.sum()),
+    return {
+        "rule": EXACT_RULE.format(chunk=min_chunk, residual=residual),
+        "exact_weight_residual": float(residual),
+        "num_exact": int(evaluated.sum()),
+        "num_rounds": int(rounds),
+        "unevaluated_weight_fraction": left,
+        "weight_fraction_exact": 1.0 - left,
         "max_abs_delta_log_likelihood": float(np.max(np.abs(delta[ok]))) if ok.any() else None,
-        "rms_delta_log_likelihood": (float(np.sqrt(np.sum(w_top[ok] * delta[ok] ** 2) / np.sum(w_top[ok])))
-                                     if ok.any() else None),
+        "rms_delta_log_likelihood": (float(np.sqrt(np.sum(we[ok] * delta[ok] ** 2) / np.sum(we[ok])))
+                                     if ok.any() and np.sum(we[ok]) > 0 else None),
     }
-    return WeightedSamples(ws.samples, logl, ws.log_prior, ws.log_proposal), record
 
 
 def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior, likelihood,
@@ -344,22 +400,48 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
         with torch_threads(settings.workers):
             proposal = fit_proposal(smc.samples, coords, None, rng, seed=settings.seed, log_target=smc.log_target)
         t2 = time.perf_counter()
+        budget = None if settings.target_neff is None else DrawBudget(
+            settings.target_neff, settings.num_samples, settings.max_samples, settings.deadline, settings.max_time)
         ws = draw_and_weigh(proposal, settings.num_samples, prior, fast, rng, settings.workers, settings.progress,
                             chunk_size=chunk)
-        record = {"stage": "importance_sampling", "num_samples": settings.num_samples,
+        binned_logl, evaluated, rounds, num_batches = ws.log_likelihood.copy(), None, 0, 1
+        exact_seconds = 0.0
+        while True:
+            if binned:
+                t3 = time.perf_counter()
+                ws, evaluated, r = exact_correction(ws, likelihood, settings.exact_residual, evaluated,
+                                                    settings.workers, settings.progress)
+                rounds += r
+                exact_seconds += time.perf_counter() - t3
+            stop = None if budget is None else budget.stop_reason(weight_statistics(ws.log_weights)["n_eff"], len(ws))
+            if budget is None or stop is not None:
+                break
+            more = draw_and_weigh(proposal, budget.next_batch(len(ws)), prior, fast, rng, settings.workers,
+                                  settings.progress, chunk_size=chunk)
+            num_batches += 1
+            ws = WeightedSamples.concatenate([ws, more])
+            binned_logl = np.concatenate([binned_logl, more.log_likelihood])
+            if evaluated is not None:
+                evaluated = np.concatenate([evaluated, np.zeros(len(more), dtype=bool)])
+        batches = None if budget is None else budget.record(stop, num_batches, len(ws), "refined")
+        record = {"stage": "importance_sampling", "num_samples": len(ws), "num_batches": num_batches,
                   "proposal": proposal.density.to_dict(), "fit_seconds": t2 - t1,
-                  "likelihood": "relative binning, exact for the largest weights" if binned else "exact"}
-        evaluations = smc.num_likelihood_evaluations + settings.num_samples
+                  "likelihood": ("relative binning, then exact in decreasing order of weight until < "
+                                 f"{settings.exact_residual:g} of the weight is left" if binned else "exact")}
+        if batches is not None:
+            record["stop_reason"] = stop
+        evaluations = smc.num_likelihood_evaluations + len(ws)
         if binned:
-            t3 = time.perf_counter()
-            ws, check = exact_correction(ws, likelihood, settings.num_exact, settings.workers, settings.progress)
-            check.update(seconds=time.perf_counter() - t3, fiducial_log_likelihood=centre_logl)
+            check = exact_record(ws, binned_logl, evaluated, settings.exact_residual, rounds)
+            check.update(seconds=exact_seconds, fiducial_log_likelihood=centre_logl)
             record["relative_binning"] = dict(fast.to_dict(), **check)
+            record["exact_likelihood"] = {k: check[k] for k in (
+                "rule", "exact_weight_residual", "num_exact", "num_rounds", "unevaluated_weight_fraction")}
             evaluations += check["num_exact"]
-            logger.info("refinement: exact likelihood for the %d samples carrying %.4g %% of the weight; "
-                        "relative binning differed by <= %.3g (weighted RMS %.2g)", check["num_exact"],
-                        100 * check["weight_fraction_exact"], check["max_abs_delta_log_likelihood"] or 0.0,
-                        check["rms_delta_log_likelihood"] or 0.0)
+            logger.info("refinement: exact likelihood for %d of %d samples (%d rounds), %.3g %% of the weight left "
+                        "with relative binning; relative binning differed by <= %.3g (weighted RMS %.2g)",
+                        check["num_exact"], len(ws), rounds, 100 * check["unevaluated_weight_fraction"],
+                        check["max_abs_delta_log_likelihood"] or 0.0, check["rms_delta_log_likelihood"] or 0.0)
             if (check["max_abs_delta_log_likelihood"] or 0.0) > BINNING_WARN_DELTA:
                 logger.warning("refinement: relative binning is off by up to %.2g in log L; rerun with "
                                "--no-relative-binning to check", check["max_abs_delta_log_likelihood"])
@@ -368,8 +450,8 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
             fast.close()
     stats = weight_statistics(ws.log_weights)
     record.update(efficiency=stats["sample_efficiency"], n_eff=stats["n_eff"], log_evidence=stats["log_evidence"],
-                  seconds=time.perf_counter() - t1)
+                  log_evidence_err=stats["log_evidence_err"], seconds=time.perf_counter() - t1)
     stages.append(record)
     logger.info("refinement: importance sampling of the fitted proposal: efficiency %.3g %% (n_eff %.1f), log Z %.3f",
                 100 * stats["sample_efficiency"], stats["n_eff"], stats["log_evidence"])
-    return RefineOutput(ws, proposal, stages, evaluations)
+    return RefineOutput(ws, proposal, stages, evaluations, batches)

@@ -11,7 +11,7 @@ import numpy as np
 
 from dingo_gw.inference.importance.importance_sampling import finalize, prior_support
 from dingo_gw.inference.refine.proposal_coordinates import ProposalCoordinates
-from dingo_gw.inference.refine.refine import RefineSettings, best_sample, refine
+from dingo_gw.inference.refine.refine import EXACT_WEIGHT_RESIDUAL, RefineSettings, best_sample, refine
 from dingo_gw.inference.sampling.gnpe_sampler import ProposalSamples
 from dingo_gw.likelihood.distance_recovery import DISTANCE_KEY, distance_recoverable
 from dingo_gw.results import Result
@@ -29,12 +29,17 @@ def needs_refinement(result: Result, target_efficiency: float) -> bool:
     return not eff >= target_efficiency
 
 
-def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, settings: AnalysisSettings) -> Result:
+def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, settings: AnalysisSettings,
+                  deadline: float | None = None) -> Result:
     """Refine the network proposal with the likelihood (:mod:`dingo_gw.inference.refine.refine`: SMC from a
     mixture fitted to the network samples, then importance sampling of a flow + Student-t mixture
     fitted to the particles, with correction kernels). The returned Result is that importance
     sampling, with the network proposal's statistics and each step recorded in
-    ``meta_data["refinement"]``."""
+    ``meta_data["refinement"]`` (the exact-likelihood rule and its residual in
+    ``meta_data["refinement"]["exact_likelihood"]``). With ``settings.target_neff`` batches of
+    ``settings.refine_samples`` are drawn from the refined proposal until n_eff reaches it, within
+    ``settings.max_samples`` draws (default 10 batches) and until ``time.perf_counter()`` passes
+    ``deadline``; ``stop_reason`` and ``num_batches`` go into meta_data."""
     import bilby
 
     trigger = float(getattr(likelihood, "trigger_time", 0.0))
@@ -70,7 +75,9 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
         fiducial = best_sample(relative, np.asarray(result.log_likelihood, dtype=float))
     out = refine(initial, coords, prior, likelihood, RefineSettings(
         num_samples=settings.refine_samples, num_particles=settings.refine_particles, workers=settings.workers,
-        seed=settings.seed, progress=settings.progress, relative_binning=settings.relative_binning),
+        seed=settings.seed, progress=settings.progress, relative_binning=settings.relative_binning,
+        target_neff=getattr(settings, "target_neff", None), max_samples=getattr(settings, "max_samples", None),
+        deadline=deadline, max_time=getattr(settings, "max_time", None)),
         fiducial=fiducial)
     refined = finalize(out.weighted, float(likelihood.log_noise_evidence()), trigger, prior, seed=settings.seed,
                        num_posterior_samples=settings.num_posterior_samples, elapsed=time.perf_counter() - t0)
@@ -79,11 +86,16 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
         "status": "done",
         "method": "tempered SMC from the network samples, then importance sampling of a neural spline flow + "
                   "Student-t mixture fitted to the particles, with correction kernels where they fall short"
-                  + (" (relative-binning likelihood; exact for the samples of largest weight)" if fiducial else "")
+                  + (" (relative-binning likelihood, exact in decreasing order of weight until < "
+                     f"{EXACT_WEIGHT_RESIDUAL:g} of the weight is left: see exact_likelihood)" if fiducial and settings.relative_binning else "")
                   + ("; distance and phase drawn from their conditional posterior (marginalised)"
                      if DISTANCE_KEY in recovered else "; phase drawn from its conditional posterior"),
         "recovered_parameters": list(recovered), "network_proposal": network_stage, "stages": out.stages,
         "num_likelihood_evaluations": int(out.num_likelihood_evaluations + (network_stage["num_proposal_samples"] or 0)),
         "final_proposal": out.proposal.to_dict(),
     }
+    if "exact_likelihood" in out.stages[-1]:
+        refined.meta_data["refinement"]["exact_likelihood"] = out.stages[-1]["exact_likelihood"]
+    if out.batches is not None:
+        refined.meta_data.update(out.batches)
     return refined
