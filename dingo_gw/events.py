@@ -40,6 +40,10 @@ class Event:
     #: GPS times [s] of known loud transients near the event, per detector.
     known_glitches: dict[str, tuple[float, ...]] = field(default_factory=dict)
     notes: str = ""
+    #: Detector-frame chirp mass estimate [Msun] that picks the network: the published median of
+    #: the source-frame chirp mass times (1 + median redshift), rounded (GWTC-1, Table III;
+    #: GW190521: GWTC-2). Only a selection hint, not a result.
+    chirp_mass: float | None = None
 
     def _check(self, detector: str) -> None:
         check_detector(detector)
@@ -92,25 +96,25 @@ EVENTS: dict[str, Event] = {
             psd_files={
                 "H1": (PsdFileRef(_GWTC1_150914, "psd", "H1", _GWTC1_DESC), PsdFileRef(_LFI.format("H1"), "psd", None, _LFI_DESC)),
                 "L1": (PsdFileRef(_GWTC1_150914, "psd", "L1", _GWTC1_DESC), PsdFileRef(_LFI.format("L1"), "psd", None, _LFI_DESC)),
-            },
+            }, chirp_mass=31.2,
         ),
         Event(
             "GW151012", 1128678900.4, ("H1", "L1"), "O1",
             strain_files={"H1": "H-H1_LOSC_4_V2-1128678884-32.hdf5", "L1": "L-L1_LOSC_4_V2-1128678884-32.hdf5"},
-            notes="formerly LVT151012; weak (network SNR ~ 10)",
+            notes="formerly LVT151012; weak (network SNR ~ 10)", chirp_mass=18.4,
         ),
         Event(
             "GW151226", 1135136350.6, ("H1", "L1"), "O1",
-            strain_files={"H1": "H-H1_LOSC_4_V2-1135136334-32.hdf5", "L1": "L-L1_LOSC_4_V2-1135136334-32.hdf5"},
+            strain_files={"H1": "H-H1_LOSC_4_V2-1135136334-32.hdf5", "L1": "L-L1_LOSC_4_V2-1135136334-32.hdf5"}, chirp_mass=9.7,
         ),
         Event(
             "GW170104", 1167559936.6, ("H1", "L1"), "O2",
             strain_files={"H1": "H-H1_LOSC_4_V1-1167559920-32.hdf5", "L1": "L-L1_LOSC_4_V1-1167559920-32.hdf5"},
-            notes="only LOSC_4_V1 files available offline; their timing could not be cross-checked",
+            notes="only LOSC_4_V1 files available offline; their timing could not be cross-checked", chirp_mass=25.7,
         ),
-        Event("GW170608", 1180922494.5, ("H1", "L1"), "O2"),
-        Event("GW170729", 1185389807.3, ("H1", "L1", "V1"), "O2"),
-        Event("GW170809", 1186302519.8, ("H1", "L1", "V1"), "O2"),
+        Event("GW170608", 1180922494.5, ("H1", "L1"), "O2", chirp_mass=8.5),
+        Event("GW170729", 1185389807.3, ("H1", "L1", "V1"), "O2", chirp_mass=52.7),
+        Event("GW170809", 1186302519.8, ("H1", "L1", "V1"), "O2", chirp_mass=29.9),
         Event(
             "GW170814", 1186741861.5, ("H1", "L1", "V1"), "O2",
             strain_files={
@@ -120,14 +124,14 @@ EVENTS: dict[str, Event] = {
             },
             known_glitches={"L1": (1186741855.769,)},
             notes="L1 has a loud short transient (12 sigma whitened) at GPS 1186741855.769, 5.73 s before "
-            "the merger, inside an 8 s window [t-6, t+2]: gate it or use a later window",
+            "the merger, inside an 8 s window [t-6, t+2]: gate it or use a later window", chirp_mass=27.0,
         ),
-        Event("GW170817", 1187008882.4, ("H1", "L1", "V1"), "O2", notes="binary neutron star"),
-        Event("GW170818", 1187058327.1, ("H1", "L1", "V1"), "O2"),
-        Event("GW170823", 1187529256.5, ("H1", "L1"), "O2"),
+        Event("GW170817", 1187008882.4, ("H1", "L1", "V1"), "O2", notes="binary neutron star", chirp_mass=1.198),
+        Event("GW170818", 1187058327.1, ("H1", "L1", "V1"), "O2", chirp_mass=31.8),
+        Event("GW170823", 1187529256.5, ("H1", "L1"), "O2", chirp_mass=39.4),
         Event(
             "GW190521", 1242442967.4, ("H1", "L1", "V1"), "O3a",
-            notes="O3a; its strain is not shipped in data/ (see data/README.md), point --data-dir at a copy",
+            notes="O3a; its strain is not shipped in data/ (see data/README.md), point --data-dir at a copy", chirp_mass=103.8,
         ),
     ]
 }

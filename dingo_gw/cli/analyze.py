@@ -50,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="analyse a simulated signal in Gaussian noise: parameters from a JSON file or a prior draw")
     data.add_argument("--data-dir", action="append", default=[], metavar="DIR",
                       help="folder with strain/PSD files (searched before $DINGO_GW_DATA and the project's data/)")
-    p.add_argument("--network", help="network file (default: data/networks/default/network.pt)")
+    p.add_argument("--network", help="network file (default: the shipped network whose detectors have data and whose "
+                   "chirp-mass range holds the event's; dingo_ls --networks lists them)")
+    p.add_argument("--chirp-mass", type=number(float, 0.0, 1e4, low_open=True), metavar="MSUN",
+                   help="detector-frame chirp mass estimate (solar masses) that picks the shipped network "
+                        "(default for --event: the catalogue's estimate)")
     p.add_argument("--outdir", default=".", help="output folder (created if missing)")
     p.add_argument("--label", help="output file prefix (default: the event name)")
     p.add_argument("--num-samples", type=number(int, 1, 10**7), default=20000,
@@ -78,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample efficiency a proposal must reach without refinement (default 0.1)")
     p.add_argument("--refine-particles", type=number(int, 100, 10**6), default=4000,
                    help="SMC particles of the refinement (default 4000; cost ~ particles)")
+    p.add_argument("--refine-start", choices=("network", "prior"), default="network",
+                   help="where the refinement's SMC starts: the network's samples (default) or the prior "
+                        "(a network-free baseline, to measure what the network gives the refinement)")
     p.add_argument("--refine-samples", type=number(int, 1000, 10**7), default=200000,
                    help="importance samples drawn from the refined proposal (default 200000)")
     p.add_argument("--no-relative-binning", dest="relative_binning", action="store_false",
@@ -150,6 +157,7 @@ def main(argv=None) -> int:
     settings = AnalysisSettings(
         event=args.event, gps=args.gps, strain_files=_pairs(args.strain, "--strain"),
         psd_files=_pairs(args.psd, "--psd"), injection=args.injection, network=args.network,
+        chirp_mass=args.chirp_mass,
         data_dirs=list(args.data_dir), outdir=args.outdir, label=args.label, num_samples=args.num_samples,
         seed=args.seed, gibbs_iterations=args.gibbs_iterations, gibbs_chains=args.gibbs_chains,
         workers=args.workers, glitch=args.glitch, exact_projection=args.exact_projection,
@@ -157,7 +165,7 @@ def main(argv=None) -> int:
         gnpe_init=args.gnpe_init, time_spread=args.time_spread,
         is_parts=args.is_parts, save_proposal_only=args.is_parts is not None,
         refine=args.refine, refine_efficiency=args.refine_efficiency,
-        refine_particles=args.refine_particles, refine_samples=args.refine_samples,
+        refine_particles=args.refine_particles, refine_samples=args.refine_samples, refine_start=args.refine_start,
         relative_binning=args.relative_binning, distance_marginalization=args.distance_marginalization,
         result_format=args.result_format, target_neff=args.target_neff, max_samples=args.max_samples, max_time=args.max_time,
     )

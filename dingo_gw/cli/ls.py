@@ -1,6 +1,7 @@
-"""dingo_ls: print the metadata of files written by dingo_gw (any kind).
+"""dingo_ls: print the metadata of files written by dingo_gw (any kind), or the shipped networks.
 
     dingo_ls bank.h5
+    dingo_ls --networks [--data-dir DIR]
 
 Each file kind may have a describer, registered in :data:`DESCRIBERS` as "module:function"
 (imported only when a file of that kind is shown); the function takes the open h5py.File and
@@ -80,11 +81,34 @@ def _attr_text(value) -> str:
     return str(value)
 
 
+def network_lines(data_dirs=None) -> list[str]:
+    """The shipped networks (networks/networks.json of the data folders): name, detectors,
+    detector-frame chirp-mass range, file size, description."""
+    from dingo_gw.inference.network_catalog import load_catalog
+
+    rows = []
+    for e in load_catalog(data_dirs):
+        size = f"{e.path.stat().st_size / 1e6:.0f} MB" if e.path.is_file() else "file missing"
+        rows.append((e.name, "+".join(e.detectors), f"{e.chirp_mass[0]:g}-{e.chirp_mass[1]:g}", size, e.description))
+    head = ("name", "detectors", "chirp mass [Msun, detector frame]", "size", "description")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    return [fmt.format(*head)] + [fmt.format(*r) for r in rows]
+
+
 @run_main
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="dingo_ls", description="Print the metadata of dingo_gw files (banks, ...).")
-    p.add_argument("files", nargs="+", help="HDF5 files written by dingo_gw")
+    p = argparse.ArgumentParser(prog="dingo_ls", description="Print the metadata of dingo_gw files (banks, ...), "
+                                "or list the shipped networks (--networks).")
+    p.add_argument("files", nargs="*", help="HDF5 files written by dingo_gw")
+    p.add_argument("--networks", action="store_true",
+                   help="list the shipped networks: detectors and chirp-mass range (what dingo_analyze chooses from)")
+    p.add_argument("--data-dir", action="append", default=[], metavar="DIR", help="extra data folder (repeat)")
     args = p.parse_args(argv)
+    if not args.files and not args.networks:
+        p.error("give files to describe, or --networks")
+    if args.networks:
+        print("\n".join(network_lines(args.data_dir or None)))
     for path in args.files:
         print("\n".join(describe(path)))
     return 0

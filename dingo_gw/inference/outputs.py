@@ -73,6 +73,9 @@ def summary_text(out: AnalysisOutput) -> str:
     """The printed summary: table of medians and 90 % intervals, timings, files."""
     lines = [out.result.summary_table()]
     meta = out.result.meta_data
+    chosen = meta.get("network_selection") or {}
+    if chosen.get("name"):
+        lines.append(f"network: {chosen['name']} ({chosen.get('reason', '')})")
     rejected = meta.get("num_rejected_proposals", 0)
     if rejected:
         lines.append(f"{rejected} of {meta.get('num_network_samples')} network samples rejected before importance "

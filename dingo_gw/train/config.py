@@ -62,6 +62,10 @@ class DataConfig(ConfigModel):
     GMST fixes the network's sky frame (the network serves any event time: ra is converted).
     ``extrinsic_prior``: bilby prior strings/numbers for luminosity_distance (Mpc), geocent_time
     (s, relative to the event time), ra, dec, psi; null = dingo_gw.priors.DEFAULT_EXTRINSIC_PRIOR.
+    ``training_extrinsic_prior``: replacements of ``extrinsic_prior`` entries used only to draw
+    training data, for parameters the network does not infer (e.g. ``luminosity_distance:
+    Uniform(100, 2000)`` shows the network more loud signals); the analysis prior in the network
+    file stays ``extrinsic_prior``, and importance sampling corrects to it.
     ``window_roll_off``: Tukey roll-off (s per side) of the time-domain window applied to event
     strain at inference; sets the domain's window factor (noise level), null = no window.
     ``validation_fraction`` of the bank is held out (fixed by ``seed``).
@@ -79,6 +83,7 @@ class DataConfig(ConfigModel):
     detectors: list[str] = Field(default_factory=lambda: ["H1", "L1"])
     ref_time: float = GW150914_GPS
     extrinsic_prior: dict[str, Union[str, float]] | None = None
+    training_extrinsic_prior: dict[str, Union[str, float]] | None = None
     inference_parameters: list[str] = Field(default_factory=lambda: list(DEFAULT_INFERENCE_PARAMETERS))
     window_roll_off: float | None = Field(default=0.4, ge=0.0)
     validation_fraction: float = Field(default=0.05, ge=0.0, lt=0.5)
@@ -115,6 +120,26 @@ class DataConfig(ConfigModel):
     @property
     def asd_datasets(self) -> list[str]:
         return _as_list(self.asd_dataset)
+
+    @model_validator(mode="after")
+    def _training_prior_only_for_marginalised(self):
+        from dingo_gw.priors import EXTRINSIC_PARAMETERS
+        for key in self.training_extrinsic_prior or {}:
+            if key not in EXTRINSIC_PARAMETERS:
+                raise _error(f"training_extrinsic_prior: {key!r} is not an extrinsic parameter "
+                             f"({', '.join(EXTRINSIC_PARAMETERS)})")
+            if key in self.inference_parameters:
+                raise _error(f"training_extrinsic_prior: {key!r} is inferred by the network; only parameters "
+                             f"recovered at importance sampling may have a training prior of their own")
+        return self
+
+    def training_prior_spec(self) -> dict | None:
+        """The extrinsic prior that draws training data: ``extrinsic_prior`` (or the default)
+        with the ``training_extrinsic_prior`` entries replaced."""
+        if not self.training_extrinsic_prior:
+            return self.extrinsic_prior
+        from dingo_gw.priors import DEFAULT_EXTRINSIC_PRIOR
+        return {**(self.extrinsic_prior or DEFAULT_EXTRINSIC_PRIOR), **self.training_extrinsic_prior}
 
     @model_validator(mode="after")
     def _on_disk_is_not_decompressed(self):

@@ -129,7 +129,7 @@ class TrainingData:
         return DataPipeline(
             domain=self.domain, detectors=d.detectors, ref_time=d.ref_time, polarizations=self.polarizations,
             parameters=self.parameters, asds=asds.asds, inference_parameters=names,
-            extrinsic_prior=d.extrinsic_prior, gnpe=gnpe,
+            extrinsic_prior=d.training_prior_spec(), gnpe=gnpe,
             standardization=None if c is None else c.standardization,
             proxy_standardization=None if c is None else c.proxy_standardization,
             asd_reference=None if c is None else c.asd_reference,

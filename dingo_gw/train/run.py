@@ -211,6 +211,11 @@ def _network_metadata(trainer: Trainer, data: TrainingData, config: TrainConfig,
     intrinsic = data.intrinsic_prior()
     meta["network"] = "posterior" if spec.name == "main" else "gnpe_initialization"
     meta["intrinsic_prior"] = intrinsic
+    if config.data.training_extrinsic_prior:
+        # the pipeline drew training data from its own extrinsic prior; the analysis prior is extrinsic_prior
+        from dingo_gw.pipeline.extrinsic import ExtrinsicSampler
+        meta["training_extrinsic_prior"] = meta["extrinsic_prior"]
+        meta["extrinsic_prior"] = ExtrinsicSampler(config.data.extrinsic_prior).prior_strings()
     meta["prior"] = {**intrinsic, **meta["extrinsic_prior"]}
     meta["asd_datasets"] = sorted({p for s in spec.training.stages for p in (s.asd_datasets or [])}
                                   | set(config.data.asd_datasets))

@@ -285,13 +285,16 @@ def test_network_without_distance_gets_it_from_its_conditional_posterior(network
     assert r.meta_data["sample_efficiency"] > 0.2
 
 
-def test_refinement_matches_the_grid_posterior(networks, tmp_path):
+@pytest.mark.parametrize("start", ["network", "prior"])
+def test_refinement_matches_the_grid_posterior(networks, tmp_path, start):
     """Refinement forced (required efficiency 100 %): SMC + importance sampling of the fitted proposal
-    gives the grid posterior and evidence, with a higher efficiency than the network's own."""
-    out, grid = _narrow_injection(networks, tmp_path, refine_efficiency=1.0, refine_particles=400)
+    gives the grid posterior and evidence, with a higher efficiency than the network's own; also when
+    the SMC starts from the prior instead of the network's samples (--refine-start prior)."""
+    out, grid = _narrow_injection(networks, tmp_path, refine_efficiency=1.0, refine_particles=400,
+                                  refine_start=start)
     r = out.result
     info = r.meta_data["refinement"]
-    assert info["status"] == "done" and r.ok
+    assert info["status"] == "done" and r.ok and info["start"] == start
     assert [s["stage"] for s in info["stages"]] == ["smc", "importance_sampling"] and info["stages"][0]["beta"] == 1.0
     assert r.meta_data["sample_efficiency"] > info["network_proposal"]["sample_efficiency"]
     assert "refinement" in r.meta_data["timings"]

@@ -23,8 +23,9 @@ INJECTION = dict(
 )
 
 
-def bilby_setup(seed, window_factor=1.0):
-    """bilby H1/L1 with Gaussian noise + an injected signal; segment = [trigger - 2, trigger + 2)."""
+def bilby_setup(seed, window_factor=1.0, detectors=DETECTORS):
+    """bilby ``detectors`` (default H1/L1) with Gaussian noise + an injected signal; segment =
+    [trigger - 2, trigger + 2)."""
     import bilby
 
     domain = FrequencyDomain(F_MIN, F_MAX, 1 / DURATION, window_factor=window_factor)
@@ -38,7 +39,7 @@ def bilby_setup(seed, window_factor=1.0):
         waveform_arguments=dict(waveform_approximant="IMRPhenomPv2", reference_frequency=F_REF,
                                 minimum_frequency=F_MIN, maximum_frequency=F_MAX),
     )
-    ifos = bilby.gw.detector.InterferometerList(list(DETECTORS))
+    ifos = bilby.gw.detector.InterferometerList(list(detectors))
     data, psds = {}, {}
     inj = dict(INJECTION, geocent_time=TRIGGER + INJECTION["geocent_time"])
     pols = wfg.frequency_domain_strain(inj)
@@ -101,6 +102,24 @@ def test_log_likelihood_equals_bilby(monkeypatch, window_factor):
     # the parameter sets span log L ratios from about +180 (SNR ~ 19) to -700
     assert np.ptp(ref) > 500
     assert np.all(np.abs(ours - ref) < 1e-3)
+
+
+def test_three_detector_log_likelihood_equals_bilby():
+    """H1 + L1 + V1 (Virgo's own location, arms and time delay in bilby's detector code)."""
+    detectors = ("H1", "L1", "V1")
+    domain, data, psds, bilby_like, start = bilby_setup(seed=3, detectors=detectors)
+    gen = WaveformGenerator("IMRPhenomPv2", domain, f_ref=F_REF)
+    like = GaussianLikelihood(data, psds, domain, gen, trigger_time=TRIGGER, time_origin=start)
+    params = parameter_sets(10, seed=4)
+    ours = like.log_likelihood(params)
+    ref = bilby_log_likelihoods(bilby_like, params)
+    assert np.isclose(like.log_noise_evidence(), bilby_like.noise_log_likelihood(), rtol=0, atol=1e-6)
+    assert np.ptp(ref) > 500
+    assert np.all(np.abs(ours - ref) < 1e-3)
+    # V1 carries its share: dropping it changes log L by far more than the tolerance
+    two = GaussianLikelihood({d: data[d] for d in detectors[:2]}, {d: psds[d] for d in detectors[:2]}, domain, gen,
+                             trigger_time=TRIGGER, time_origin=start).log_likelihood(params)
+    assert np.max(np.abs(two - ours)) > 1.0
 
 
 def test_bad_inputs_are_clear_errors():

@@ -23,6 +23,12 @@ logger = logging.getLogger(__name__)
 MIN_REFINE_SAMPLES_PER_DIM = 10
 
 
+def prior_draws(prior, like: dict, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` draws from ``prior`` of the parameters in ``like`` (geocent_time relative to the trigger,
+    as the network's samples), by inverse CDF per parameter."""
+    return {k: np.asarray(prior[k].rescale(rng.uniform(size=n)), dtype=float) for k in like}
+
+
 def needs_refinement(result: Result, target_efficiency: float) -> bool:
     """True when the network proposal's sample efficiency is below ``target_efficiency``."""
     eff = float(result.meta_data.get("sample_efficiency", 0.0) or 0.0)
@@ -51,6 +57,10 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
     initial = {k: v for k, v in proposal.subset(usable).items() if k not in recovered}
     keys = [k for k in proposal.samples if k in prior and k not in recovered
             and not isinstance(prior[k], (bilby.core.prior.DeltaFunction, bilby.core.prior.Constraint))]
+    start = getattr(settings, "refine_start", "network")
+    if start == "prior":  # a network-free baseline: the SMC starts from prior draws (as many as network draws)
+        initial = prior_draws(prior, initial, len(proposal), np.random.default_rng([settings.seed, 29]))
+        usable = np.ones(len(proposal), dtype=bool)
     coords = ProposalCoordinates(prior, keys, list(likelihood.detectors), trigger)
     network_stage = {k: result.meta_data.get(k) for k in ("n_eff", "sample_efficiency", "num_proposal_samples",
                                                            "num_rejected_proposals", "num_outside_prior")}
@@ -83,8 +93,8 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
                        num_posterior_samples=settings.num_posterior_samples, elapsed=time.perf_counter() - t0)
     refined.meta_data["recovered_parameters"] = result.meta_data.get("recovered_parameters", [])
     refined.meta_data["refinement"] = {
-        "status": "done",
-        "method": "tempered SMC from the network samples, then importance sampling of a neural spline flow + "
+        "status": "done", "start": start,
+        "method": f"tempered SMC from the {'network samples' if start == 'network' else 'prior (network-free baseline)'}, then importance sampling of a neural spline flow + "
                   "Student-t mixture fitted to the particles, with correction kernels where they fall short"
                   + (" (relative-binning likelihood, exact in decreasing order of weight until < "
                      f"{EXACT_WEIGHT_RESIDUAL:g} of the weight is left: see exact_likelihood)" if fiducial and settings.relative_binning else "")

@@ -1,0 +1,139 @@
+"""The shipped networks and which one analyses an event.
+
+A data folder lists its networks in ``networks/networks.json``::
+
+    {"networks": [{"name": "default", "path": "default/network.pt",
+                   "detectors": ["H1", "L1"], "chirp_mass": [15.0, 60.0],
+                   "description": "heavy BBH, O1/O2"}]}
+
+``path`` is relative to ``networks/``; ``detectors`` and ``chirp_mass`` (detector frame, solar
+masses: the bounds of the network's prior) are copies of the network's metadata, kept here so that
+listing and choosing need not load every network (tests/inference/test_network_catalog.py checks
+that they agree). The file is read with ``json`` and checked field by field; nothing in it is
+evaluated.
+
+Selection (:func:`select_network`): among the networks whose detectors all have data, those whose
+chirp-mass range holds the estimate; of these the one with the most detectors, then the narrowest
+range. An estimate outside every range is an error that names the nearest networks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from dingo_gw.errors import DataError, FileFormatError
+from dingo_gw.io.datafind import find_data_file
+
+#: The catalogue of shipped networks, inside a data folder.
+CATALOG = Path("networks") / "networks.json"
+
+
+@dataclass(frozen=True)
+class NetworkEntry:
+    """One shipped network: ``path`` of its file; ``detectors`` it needs; ``chirp_mass``: (min, max)
+    of its prior, detector frame, solar masses."""
+
+    name: str
+    path: Path
+    detectors: tuple[str, ...]
+    chirp_mass: tuple[float, float]
+    description: str = ""
+
+    def covers(self, chirp_mass: float) -> bool:
+        return self.chirp_mass[0] <= chirp_mass <= self.chirp_mass[1]
+
+    def distance_to(self, chirp_mass: float) -> float:
+        """How far ``chirp_mass`` lies outside the range, in log chirp mass (0 inside)."""
+        lo, hi = self.chirp_mass
+        return max(math.log(lo / chirp_mass), math.log(chirp_mass / hi), 0.0)
+
+    def describe(self) -> str:
+        lo, hi = self.chirp_mass
+        return f"{self.name} ({'+'.join(self.detectors)}, detector-frame chirp mass {lo:g}-{hi:g} Msun)"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen network and why, for the log and the result's metadata."""
+
+    entry: NetworkEntry
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.entry.name, "path": str(self.entry.path), "detectors": list(self.entry.detectors),
+                "chirp_mass_range": list(self.entry.chirp_mass), "reason": self.reason}
+
+
+def _entry(item, source: Path) -> NetworkEntry:
+    if not isinstance(item, dict):
+        raise FileFormatError(f"{source}: each entry of 'networks' must be an object")
+    try:
+        name, path, dets, cm = item["name"], item["path"], item["detectors"], item["chirp_mass"]
+    except KeyError as e:
+        raise FileFormatError(f"{source}: a network entry lacks the key {e.args[0]!r}") from None
+    ok = (isinstance(name, str) and name and isinstance(path, str) and path
+          and isinstance(dets, list) and dets and all(isinstance(d, str) for d in dets)
+          and isinstance(cm, list) and len(cm) == 2 and all(isinstance(x, (int, float)) for x in cm)
+          and 0 < cm[0] < cm[1])
+    if not ok:
+        raise FileFormatError(f"{source}: network entry {name!r}: expected name, path (strings), detectors "
+                              "(list of names) and chirp_mass ([min, max] Msun, 0 < min < max)")
+    rel = Path(path)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise FileFormatError(f"{source}: network {name!r}: path must lie inside networks/ (got {path!r})")
+    return NetworkEntry(name, source.parent / rel, tuple(dets), (float(cm[0]), float(cm[1])),
+                        str(item.get("description", "")))
+
+
+def load_catalog(data_dirs: Sequence[str | Path] | None = None) -> list[NetworkEntry]:
+    """The networks listed in the first ``networks/networks.json`` of the data folders."""
+    source = find_data_file(CATALOG, data_dirs)
+    try:
+        doc = json.loads(source.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FileFormatError(f"{source}: not a readable JSON network catalogue ({e.__class__.__name__})") from None
+    items = doc.get("networks") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        raise FileFormatError(f"{source}: expected {{\"networks\": [...]}} with at least one network")
+    entries = [_entry(item, source) for item in items]
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise FileFormatError(f"{source}: network names must be unique")
+    return entries
+
+
+def select_network(catalog: Iterable[NetworkEntry], detectors: Iterable[str], chirp_mass: float | None,
+                   what: str = "the data", chirp_mass_source: str = "") -> Selection:
+    """The network for data from ``detectors`` with a detector-frame ``chirp_mass`` estimate (Msun;
+    None: not known). DataError, naming the nearest networks, where none fits."""
+    catalog, have = list(catalog), set(detectors)
+    usable = [e for e in catalog if set(e.detectors) <= have]
+    if not usable:
+        listed = "; ".join(e.describe() for e in catalog)
+        raise DataError(f"{what}: no shipped network uses only the detectors with data ({', '.join(sorted(have))}); "
+                        f"shipped: {listed}. Pass --network FILE")
+    src = f" ({chirp_mass_source})" if chirp_mass_source else ""
+    if chirp_mass is None:
+        if len(usable) > 1:
+            raise DataError(f"{what}: several networks use these detectors; give --chirp-mass (detector frame, "
+                            f"Msun) or --network. Candidates: {'; '.join(e.describe() for e in usable)}")
+        entry = usable[0]
+        reason = f"the only network for {'+'.join(entry.detectors)}; no chirp-mass estimate, range not checked"
+        return Selection(entry, reason)
+    fits = [e for e in usable if e.covers(chirp_mass)]
+    if not fits:
+        nearest = sorted(usable, key=lambda e: e.distance_to(chirp_mass))[:2]
+        raise DataError(f"{what}: detector-frame chirp mass {chirp_mass:.3g} Msun{src} lies outside every shipped "
+                        f"network's range; nearest: {'; '.join(e.describe() for e in nearest)}. Pass --network FILE "
+                        "to analyse it with a network of your own (docs/training.md)")
+    entry = sorted(fits, key=lambda e: (-len(e.detectors), e.chirp_mass[1] / e.chirp_mass[0]))[0]
+    unused = sorted(have - set(entry.detectors))
+    reason = (f"detectors {'+'.join(entry.detectors)} have data and chirp mass {chirp_mass:.3g} Msun{src} "
+              f"lies in {entry.chirp_mass[0]:g}-{entry.chirp_mass[1]:g}")
+    if unused:
+        reason += f"; {', '.join(unused)} not used (no shipped network for {'+'.join(sorted(have))} covers it)"
+    return Selection(entry, reason)
