@@ -79,7 +79,7 @@ def test_result_file_readable_by_bilby(tmp_path, extension):
 
 @pytest.mark.parametrize("extension", ["json", "hdf5"])
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch, extension):
-    import dingo_gw.results
+    import dingo_gw.io.result_files
 
     res = make_result()
 
@@ -89,7 +89,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch, extension):
     if extension == "json":
         monkeypatch.setattr(json, "dump", boom)
     else:
-        monkeypatch.setattr(dingo_gw.results, "_h5_store", boom)
+        monkeypatch.setattr(dingo_gw.io.result_files, "_h5_store", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         res.save(tmp_path, "ev", extension=extension)
     assert list(tmp_path.iterdir()) == []
