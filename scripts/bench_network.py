@@ -6,14 +6,17 @@ For each network given (``--network``, repeatable; default: the shipped one), on
    n_eff, Pareto k̂, network samples outside the GNPE kernel / prior, and the wall time;
 2. ``--injections`` injections drawn from the network's prior (one per seed, the same draws for
    every network that shares the prior) into Gaussian noise coloured by the published GW150914
-   PSDs (analysis default for injections), ``--refine never``: efficiency and n_eff.
+   PSDs (analysis default for injections), ``--refine never``: efficiency and n_eff;
+3. ``--loud`` runs of one fixed GW150914-like injection (:data:`LOUD_INJECTION`: detector-frame
+   chirp mass 31.2 Msun, d_L 450 Mpc, network SNR ~ 24 in that noise; noise seeds 200..): loud
+   events are where the network falls short, and the prior's injections are mostly quiet.
 
 Medians are printed per network, with the ratio to the first network (the baseline of this run).
 Targets (issue 17): GW150914 efficiency >= 1 % and n_eff >= 1000 in <= 30 s; injections: median
 efficiency >= 1 %, none below 0.1 %.
 
     python scripts/bench_network.py [--network FILE ...] [--seeds 3] [--injections 8]
-        [--num-samples 20000] [--out bench_network.json]
+        [--loud 0] [--num-samples 20000] [--out bench_network.json]
 """
 
 from __future__ import annotations
@@ -31,8 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import load_average  # noqa: E402
 
 
+#: A GW150914-like signal (detector-frame chirp mass, Mpc, radians; geocent_time relative to the trigger).
+LOUD_INJECTION = {
+    "chirp_mass": 31.2, "mass_ratio": 0.85, "a_1": 0.3, "a_2": 0.3, "tilt_1": 1.0, "tilt_2": 2.0, "phi_12": 1.0,
+    "phi_jl": 2.0, "theta_jn": 2.6, "phase": 1.0, "luminosity_distance": 450.0, "geocent_time": 0.0,
+    "ra": 1.375, "dec": -1.21, "psi": 0.6,
+}
+
+
 def run_one(network: str, outdir: Path, label: str, seed: int, num_samples: int, event: str | None,
-            injection: str | None, workers: int) -> dict:
+            injection: str | dict | None, workers: int) -> dict:
     from dingo_gw.inference.analyze import AnalysisSettings, analyze
 
     settings = AnalysisSettings(
@@ -67,6 +78,7 @@ def main(argv=None) -> int:
                     help="network file (repeat to compare; the first is the baseline; default: the shipped one)")
     ap.add_argument("--seeds", type=int, default=3, help="GW150914 runs (seeds 0..N-1)")
     ap.add_argument("--injections", type=int, default=8, help="injections from the network prior (seeds 100..)")
+    ap.add_argument("--loud", type=int, default=0, help="runs of the GW150914-like injection (noise seeds 200..)")
     ap.add_argument("--num-samples", type=int, default=20000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--outdir", default="bench_network_out")
@@ -86,10 +98,13 @@ def main(argv=None) -> int:
                       for s in range(args.seeds)]
         inj_rows = [run_one(net, outdir, f"inj{s:03d}", 100 + s, args.num_samples, None, "prior", args.workers)
                     for s in range(args.injections)]
-        report["networks"][net] = {"GW150914": event_rows, "injections": inj_rows,
+        loud_rows = [run_one(net, outdir, f"loud{s:03d}", 200 + s, args.num_samples, None, dict(LOUD_INJECTION),
+                             args.workers) for s in range(args.loud)]
+        report["networks"][net] = {"GW150914": event_rows, "injections": inj_rows, "loud": loud_rows,
                                    "GW150914_summary": summarise(event_rows) if event_rows else None,
-                                   "injection_summary": summarise(inj_rows) if inj_rows else None}
-        for name, rows in (("GW150914", event_rows), ("injections", inj_rows)):
+                                   "injection_summary": summarise(inj_rows) if inj_rows else None,
+                                   "loud_summary": summarise(loud_rows) if loud_rows else None}
+        for name, rows in (("GW150914", event_rows), ("injections", inj_rows), ("loud", loud_rows)):
             for r in rows:
                 print(f"{net} {r['label']}: efficiency {100 * r['sample_efficiency']:.3g} %, n_eff {r['n_eff']:.1f}, "
                       f"k {r['pareto_k']}, rejected {100 * r['rejected_fraction']:.0f} % "
@@ -97,7 +112,8 @@ def main(argv=None) -> int:
     print(f"load average after: {load_average()}")
     report["load_average_after"] = load_average()
     base = None
-    print("\nnetwork | GW150914 median eff. | n_eff | wall | injections median eff. | min | ratio vs first")
+    print("\nnetwork | GW150914 median eff. | n_eff | wall | injections median eff. | min | ratio vs first"
+          " | GW150914-like injection median eff.")
     for net, rep in report["networks"].items():
         g, i = rep["GW150914_summary"], rep["injection_summary"]
         ge = g["median_efficiency"] if g else float("nan")
@@ -106,7 +122,8 @@ def main(argv=None) -> int:
         print(f"{net} | {100 * ge:.3g} % | {g['median_n_eff'] if g else float('nan'):.0f} | "
               f"{g['median_wall_s'] if g else float('nan'):.1f} s | {100 * ie:.3g} % | "
               f"{100 * i['min_efficiency'] if i else float('nan'):.3g} % | "
-              f"x{ge / base[0] if base[0] else float('nan'):.3g} / x{ie / base[1] if base[1] else float('nan'):.3g}")
+              f"x{ge / base[0] if base[0] else float('nan'):.3g} / x{ie / base[1] if base[1] else float('nan'):.3g} | "
+              + (f"{100 * rep['loud_summary']['median_efficiency']:.3g} %" if rep["loud_summary"] else "-"))
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"written: {args.out}")
     return 0

@@ -34,8 +34,8 @@ CATALOG = Path("networks") / "networks.json"
 
 @dataclass(frozen=True)
 class NetworkEntry:
-    """One shipped network: ``path`` of its file; ``detectors`` it needs; ``chirp_mass``: (min, max)
-    of its prior, detector frame, solar masses."""
+    """One network: ``path`` of its file; ``detectors`` it needs; ``chirp_mass``: (min, max) of its
+    prior, detector frame, solar masses ((0, inf): unrestricted)."""
 
     name: str
     path: Path
@@ -49,7 +49,8 @@ class NetworkEntry:
     def distance_to(self, chirp_mass: float) -> float:
         """How far ``chirp_mass`` lies outside the range, in log chirp mass (0 inside)."""
         lo, hi = self.chirp_mass
-        return max(math.log(lo / chirp_mass), math.log(chirp_mass / hi), 0.0)
+        below = math.log(lo / chirp_mass) if lo > 0 else -math.inf
+        return max(below, math.log(chirp_mass / hi), 0.0)
 
     def describe(self) -> str:
         lo, hi = self.chirp_mass
@@ -107,33 +108,40 @@ def load_catalog(data_dirs: Sequence[str | Path] | None = None) -> list[NetworkE
 
 
 def select_network(catalog: Iterable[NetworkEntry], detectors: Iterable[str], chirp_mass: float | None,
-                   what: str = "the data", chirp_mass_source: str = "") -> Selection:
+                   what: str = "the data", chirp_mass_source: str = "", kind: str = "shipped",
+                   ambiguous: str = "error") -> Selection:
     """The network for data from ``detectors`` with a detector-frame ``chirp_mass`` estimate (Msun;
-    None: not known). DataError, naming the nearest networks, where none fits."""
+    None: not known). Ties: most detectors, then narrowest range (ratio), then catalogue order.
+    Without an estimate and several candidates: a DataError (``ambiguous="error"``) or the first
+    by that order (``"best"``). DataError, naming the nearest networks, where none fits; ``kind``
+    names the networks in messages ("shipped", "configured")."""
     catalog, have = list(catalog), set(detectors)
+    hint = ("pass --network FILE to analyse it with a network of your own (docs/training.md)" if kind == "shipped"
+            else "add a network that does to the service config")
     usable = [e for e in catalog if set(e.detectors) <= have]
     if not usable:
         listed = "; ".join(e.describe() for e in catalog)
-        raise DataError(f"{what}: no shipped network uses only the detectors with data ({', '.join(sorted(have))}); "
-                        f"shipped: {listed}. Pass --network FILE")
+        raise DataError(f"{what}: no {kind} network takes detectors {'+'.join(sorted(have)) or '(none)'} "
+                        f"({kind}: {listed}); {hint}")
     src = f" ({chirp_mass_source})" if chirp_mass_source else ""
+    order = lambda e: (-len(e.detectors), e.chirp_mass[1] / e.chirp_mass[0])  # noqa: E731
     if chirp_mass is None:
-        if len(usable) > 1:
+        if len(usable) > 1 and ambiguous == "error":
             raise DataError(f"{what}: several networks use these detectors; give --chirp-mass (detector frame, "
                             f"Msun) or --network. Candidates: {'; '.join(e.describe() for e in usable)}")
-        entry = usable[0]
-        reason = f"the only network for {'+'.join(entry.detectors)}; no chirp-mass estimate, range not checked"
+        entry = sorted(usable, key=order)[0]
+        reason = (f"{'the only' if len(usable) == 1 else 'the first'} network for {'+'.join(entry.detectors)}; "
+                  "no chirp-mass estimate, range not checked")
         return Selection(entry, reason)
     fits = [e for e in usable if e.covers(chirp_mass)]
     if not fits:
         nearest = sorted(usable, key=lambda e: e.distance_to(chirp_mass))[:2]
-        raise DataError(f"{what}: detector-frame chirp mass {chirp_mass:.3g} Msun{src} lies outside every shipped "
-                        f"network's range; nearest: {'; '.join(e.describe() for e in nearest)}. Pass --network FILE "
-                        "to analyse it with a network of your own (docs/training.md)")
-    entry = sorted(fits, key=lambda e: (-len(e.detectors), e.chirp_mass[1] / e.chirp_mass[0]))[0]
+        raise DataError(f"{what}: detector-frame chirp mass {chirp_mass:.3g} Msun{src} lies outside every {kind} "
+                        f"network's range; nearest: {'; '.join(e.describe() for e in nearest)}; {hint}")
+    entry = sorted(fits, key=order)[0]
     unused = sorted(have - set(entry.detectors))
     reason = (f"detectors {'+'.join(entry.detectors)} have data and chirp mass {chirp_mass:.3g} Msun{src} "
               f"lies in {entry.chirp_mass[0]:g}-{entry.chirp_mass[1]:g}")
     if unused:
-        reason += f"; {', '.join(unused)} not used (no shipped network for {'+'.join(sorted(have))} covers it)"
+        reason += f"; {', '.join(unused)} not used (no {kind} network for {'+'.join(sorted(have))} covers it)"
     return Selection(entry, reason)

@@ -3,15 +3,18 @@
 Each configured network is loaded once at start (weights, metadata, prior) together with its
 waveform generator (whose worker pool stays open), so an alert pays no start-up cost.
 
-Choice: among the networks whose detectors are all in the alert's detectors and whose chirp-mass
-range (config ``chirp_mass``, else the network prior's range; detector frame, solar masses)
-contains the alert's estimate (when it gives one), the one with the most detectors, then the
-narrowest chirp-mass range, then the first configured.
+Choice: as ``dingo_analyze`` chooses among shipped networks
+(:func:`dingo_gw.inference.network_catalog.select_network`): among the networks whose detectors
+are all in the alert's detectors and whose chirp-mass range (config ``chirp_mass``, else the
+network prior's range; detector frame, solar masses) contains the alert's estimate (when it gives
+one), the one with the most detectors, then the narrowest chirp-mass range, then the first
+configured.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -75,22 +78,11 @@ class NetworkRegistry:
 
     def choose(self, detectors: Sequence[str], chirp_mass: float | None = None) -> str:
         """Name of the network for an alert (see the module docstring); DataError if none fits."""
-        have = set(detectors)
-        fits = []
-        for order, n in enumerate(self._networks.values()):
-            if not set(n.network.detectors) <= have:
-                continue
-            if chirp_mass is not None and n.chirp_mass is not None and not (
-                    n.chirp_mass[0] <= chirp_mass <= n.chirp_mass[1]):
-                continue
-            width = (n.chirp_mass[1] - n.chirp_mass[0]) if n.chirp_mass else float("inf")
-            fits.append((-len(n.network.detectors), width, order, n.name))
-        if not fits:
-            listing = "; ".join(f"{n.name}: {'+'.join(n.network.detectors)}, chirp mass {n.chirp_mass}"
-                                for n in self._networks.values())
-            cm = f" and chirp mass {chirp_mass:g}" if chirp_mass is not None else ""
-            raise DataError(f"no configured network takes detectors {'+'.join(detectors)}{cm} ({listing})")
-        return min(fits)[3]
+        from dingo_gw.inference.network_catalog import NetworkEntry, select_network
+
+        entries = [NetworkEntry(n.name, Path(n.network.path), tuple(n.network.detectors),
+                                n.chirp_mass or (0.0, math.inf)) for n in self._networks.values()]
+        return select_network(entries, detectors, chirp_mass, "alert", kind="configured", ambiguous="best").entry.name
 
     def close(self) -> None:
         for n in self._networks.values():

@@ -51,7 +51,7 @@ def test_selection_errors_name_the_problem_and_the_nearest_networks():
         select_network(FAMILY, {"H1", "L1", "V1"}, 300.0, "GWX")
     with pytest.raises(DataError, match=r"chirp mass 104 .*nearest: heavy \(H1\+L1"):
         select_network(FAMILY, {"H1", "L1"}, 104.0, "GWX")  # high needs V1
-    with pytest.raises(DataError, match="no shipped network uses only the detectors with data \\(H1\\)"):
+    with pytest.raises(DataError, match="no shipped network takes detectors H1 "):
         select_network(FAMILY, {"H1"}, 30.0)
     with pytest.raises(DataError, match="several networks use these detectors; give --chirp-mass"):
         select_network(FAMILY, {"H1", "L1"}, None)
