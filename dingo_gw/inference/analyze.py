@@ -37,15 +37,15 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from dingo_gw.errors import ConfigError, DataError
+from dingo_gw.errors import ConfigError
 from dingo_gw.events import Event, get_event
 from dingo_gw.inference.event_data import EventData, frequency_domain_data
 from dingo_gw.inference.importance import importance_sampling, network_proposal
 from dingo_gw.inference.importance.importance_sampling import DrawBudget
 from dingo_gw.inference.importance.network_proposal import combine_batches, importance_sample_proposal
 from dingo_gw.inference.injection import injection_data
-from dingo_gw.inference.network import AnalysisNetwork, find_network, load_analysis_network, network_generator
-from dingo_gw.inference.network_catalog import load_catalog, select_network
+from dingo_gw.inference.network import AnalysisNetwork, load_analysis_network, network_generator
+from dingo_gw.inference.network_catalog import choose_network
 from dingo_gw.inference.outputs import AnalysisOutput, write_outputs
 from dingo_gw.inference.refine.flow_density import torch_threads
 from dingo_gw.inference.refine.refine import DEFAULT_TARGET_EFFICIENCY
@@ -269,7 +269,8 @@ def _start_run(settings: AnalysisSettings, network: AnalysisNetwork | None, timi
     given_strain = resolve_strain_files(settings.strain_files, data_dirs)
     network_path = selection = None
     if network is None:
-        network_path, selection = choose_network(settings, event, given_strain, data_dirs)
+        network_path, selection = choose_network(settings.network, event, set(given_strain), settings.chirp_mass,
+                                                 settings.injection is not None, data_dirs)
     _seed_everything(settings.seed)
     with timed_step(timings, "load_network"):
         if network is None:
@@ -279,40 +280,6 @@ def _start_run(settings: AnalysisSettings, network: AnalysisNetwork | None, timi
     label = default_label(settings, event, gps)
     post = post_trigger(network.domain, settings.post_trigger)
     return _Run(event, outdir, network, gps, label, post, data_dirs, given_strain, selection)
-
-
-def choose_network(settings: AnalysisSettings, event: Event | None, given_strain: Mapping[str, Path],
-                   data_dirs) -> tuple[Path, dict | None]:
-    """The network file for this analysis and why (None where no choice was made): ``--network``,
-    else the shipped network whose detectors have data and whose chirp-mass range holds the estimate
-    (``--chirp-mass``, else the catalogue's for ``--event``), see
-    :mod:`dingo_gw.inference.network_catalog`. Without a catalogue: networks/default/network.pt."""
-    if settings.network is not None:
-        return find_network(settings.network, data_dirs), {"path": str(settings.network), "reason": "given with --network"}
-    try:
-        catalog = load_catalog(data_dirs)
-    except DataError:  # no networks.json in the data folders: the default network, as before catalogues
-        return find_network(None, data_dirs), None
-    chirp_mass, source = settings.chirp_mass, "--chirp-mass"
-    if settings.injection is not None:
-        detectors = {d for e in catalog for d in e.detectors}
-        what = "the injection"
-        if chirp_mass is None:
-            default = [e for e in catalog if e.name == "default"] or catalog[:1]
-            entry = default[0]
-            return entry.path, select_network([entry], entry.detectors, None, what).as_dict()
-    elif event is not None:
-        found = event.available(data_dirs)
-        detectors = {d for d, p in found.items() if p is not None} | set(given_strain)
-        detectors = detectors or set(event.detectors)  # no strain here: reading it says so, after the choice
-        what = event.name
-        if chirp_mass is None and event.chirp_mass is not None:
-            chirp_mass, source = event.chirp_mass, "catalogue estimate"
-    else:
-        detectors, what = set(given_strain), f"the data at GPS {settings.gps}"
-    selection = select_network(catalog, detectors, chirp_mass, what, source if chirp_mass is not None else "")
-    logger.info("network: %s, chosen for %s: %s", selection.entry.name, what, selection.reason)
-    return selection.entry.path, selection.as_dict()
 
 
 def _analysed_data(settings: AnalysisSettings, run: _Run, generator, timings: dict) -> _Data:

@@ -20,13 +20,18 @@ range. An estimate outside every range is an error that names the nearest networ
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from dingo_gw.errors import DataError, FileFormatError
+from dingo_gw.events import Event
+from dingo_gw.inference.network import find_network
 from dingo_gw.io.datafind import find_data_file
+
+logger = logging.getLogger(__name__)
 
 #: The catalogue of shipped networks, inside a data folder.
 CATALOG = Path("networks") / "networks.json"
@@ -145,3 +150,36 @@ def select_network(catalog: Iterable[NetworkEntry], detectors: Iterable[str], ch
     if unused:
         reason += f"; {', '.join(unused)} not used (no {kind} network for {'+'.join(sorted(have))} covers it)"
     return Selection(entry, reason)
+
+
+def choose_network(network: str | Path | None, event: Event | None, strain_detectors: set[str],
+                   chirp_mass: float | None, injection: bool, data_dirs=None) -> tuple[Path, dict | None]:
+    """The network file of an analysis and why (None where nothing was chosen): ``network`` (the
+    user's ``--network``), else the shipped network whose detectors have data (the ``event``'s
+    files found in the data folders, plus ``strain_detectors`` given as files) and whose range holds
+    ``chirp_mass`` (else the catalogue's estimate for ``event``). ``injection``: the network named
+    "default" unless ``chirp_mass`` is given. Without a catalogue: networks/default/network.pt."""
+    if network is not None:
+        return find_network(network, data_dirs), {"path": str(network), "reason": "given with --network"}
+    try:
+        catalog = load_catalog(data_dirs)
+    except DataError:  # no networks.json in the data folders: the default network, as before catalogues
+        return find_network(None, data_dirs), None
+    source = "--chirp-mass"
+    if injection:
+        detectors, what = {d for e in catalog for d in e.detectors}, "the injection"
+        if chirp_mass is None:
+            entry = ([e for e in catalog if e.name == "default"] or catalog[:1])[0]
+            return entry.path, select_network([entry], entry.detectors, None, what).as_dict()
+    elif event is not None:
+        found = event.available(data_dirs)
+        detectors = {d for d, p in found.items() if p is not None} | set(strain_detectors)
+        detectors = detectors or set(event.detectors)  # no strain here: reading it says so, after the choice
+        what = event.name
+        if chirp_mass is None and event.chirp_mass is not None:
+            chirp_mass, source = event.chirp_mass, "catalogue estimate"
+    else:
+        detectors, what = set(strain_detectors), "the data"
+    selection = select_network(catalog, detectors, chirp_mass, what, source if chirp_mass is not None else "")
+    logger.info("network: %s, chosen for %s: %s", selection.entry.name, what, selection.reason)
+    return selection.entry.path, selection.as_dict()

@@ -10,8 +10,7 @@ from dingo_gw.cli.analyze import main as analyze_main
 from dingo_gw.cli.ls import main as ls_main
 from dingo_gw.errors import DataError, FileFormatError
 from dingo_gw.events import get_event
-from dingo_gw.inference.analyze import AnalysisSettings, choose_network
-from dingo_gw.inference.network_catalog import NetworkEntry, load_catalog, select_network
+from dingo_gw.inference.network_catalog import NetworkEntry, choose_network, load_catalog, select_network
 from dingo_gw.nn import load_network
 from dingo_gw.priors import build_prior
 
@@ -60,7 +59,9 @@ def test_selection_errors_name_the_problem_and_the_nearest_networks():
 
 
 def test_events_pick_the_shipped_network_or_fail_with_the_nearest():
-    pick = lambda **kw: choose_network(AnalysisSettings(**kw), get_event(kw["event"]), {}, None)  # noqa: E731
+    def pick(event, network=None, chirp_mass=None):
+        return choose_network(network, get_event(event), set(), chirp_mass, False)
+
     path, why = pick(event="GW150914")
     assert path == ROOT / "data" / "networks" / "default" / "network.pt"
     assert why["name"] == "default" and "31.2 Msun (catalogue estimate)" in why["reason"]
