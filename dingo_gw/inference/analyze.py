@@ -26,7 +26,6 @@ the same inputs, seed and thread settings give the same numbers.
 
 from __future__ import annotations
 
-import logging
 import math
 import shutil
 import time
@@ -64,7 +63,6 @@ from dingo_gw.noise.event_strain import (
 )
 from dingo_gw.results import Result
 
-logger = logging.getLogger(__name__)
 
 #: Importance-sampled samples per checkpointed part (a killed run resumes from finished parts).
 IS_PART_SIZE = 5000
