@@ -274,12 +274,12 @@ def test_sigterm_stops_the_pool_and_frees_its_buffers(tmp_path):
     children = _descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)
     try:
-        assert proc.wait(30) == 143
+        rc = proc.wait(30)
     finally:
         proc.kill()
     err = proc.stderr.read()
     proc.stderr.close()
-    assert "interrupted (SIGTERM)" in err and "Traceback" not in err, err[-3000:]
+    assert rc == 143 and "interrupted (SIGTERM)" in err and "Traceback" not in err, (rc, err[-3000:])
     t0 = time.monotonic()
     while _alive(children) and time.monotonic() - t0 < 5:  # the resource tracker reads EOF, then exits
         time.sleep(0.1)
