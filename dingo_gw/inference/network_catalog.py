@@ -170,7 +170,7 @@ def choose_network(network: str | Path | None, event: Event | None, strain_detec
         detectors, what = {d for e in catalog for d in e.detectors}, "the injection"
         if chirp_mass is None:
             entry = ([e for e in catalog if e.name == "default"] or catalog[:1])[0]
-            return entry.path, select_network([entry], entry.detectors, None, what).as_dict()
+            return _present(entry), select_network([entry], entry.detectors, None, what).as_dict()
     elif event is not None:
         found = event.available(data_dirs)
         detectors = {d for d, p in found.items() if p is not None} | set(strain_detectors)
@@ -182,4 +182,11 @@ def choose_network(network: str | Path | None, event: Event | None, strain_detec
         detectors, what = set(strain_detectors), "the data"
     selection = select_network(catalog, detectors, chirp_mass, what, source if chirp_mass is not None else "")
     logger.info("network: %s, chosen for %s: %s", selection.entry.name, what, selection.reason)
-    return selection.entry.path, selection.as_dict()
+    return _present(selection.entry), selection.as_dict()
+
+
+def _present(entry: NetworkEntry) -> Path:
+    if not entry.path.is_file():
+        raise DataError(f"the shipped network {entry.name!r} listed in {CATALOG} is missing ({entry.path}); get the "
+                        "repository's data/networks/ (the networks are committed with the code) or pass --network FILE")
+    return entry.path

@@ -383,6 +383,18 @@ def test_unwritable_outdir_and_missing_network(networks, tmp_path, capsys, monke
     blocker.write_text("not a folder")
     line = _run(["--event", "GW150914", "--network", str(networks["gnpe"]), "--outdir", str(blocker / "out")], capsys)
     assert "cannot create output folder" in line
+    # a catalogue entry whose file is missing
+    from dingo_gw.inference import network_catalog
+
+    folder = tmp_path / "data" / "networks"
+    folder.mkdir(parents=True)
+    (folder / "networks.json").write_text(json.dumps({"networks": [
+        {"name": "default", "path": "gone/network.pt", "detectors": ["H1", "L1"], "chirp_mass": [15, 60]}]}))
+    line = _run(["--event", "GW150914", "--outdir", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data")], capsys)
+    assert "shipped network 'default' listed in networks/networks.json is missing" in line and "gone" in line
+    assert _files(tmp_path / "out") == []
+    # no catalogue at all: the default network file, missing too
+    monkeypatch.setattr(network_catalog, "CATALOG", Path("networks") / "absent.json")
     monkeypatch.setattr(network_module, "DEFAULT_NETWORK", Path("networks") / "absent" / "network.pt")
     line = _run(["--event", "GW150914", "--outdir", str(tmp_path / "out")], capsys)
     assert "networks/absent/network.pt" in line and "dingo_train" in line
