@@ -130,10 +130,13 @@ def sample_prior(prior, n: int, seed: int | None = None) -> dict[str, np.ndarray
 
 
 def component_masses(chirp_mass, mass_ratio):
-    """(mass_1, mass_2) in solar masses from chirp mass and mass ratio q = m2/m1 <= 1."""
+    """(mass_1, mass_2) in solar masses from chirp mass and mass ratio q = m2/m1 <= 1 (NaN where
+    q <= 0, e.g. for network draws outside the prior, which carry zero weight)."""
     chirp_mass = np.asarray(chirp_mass, dtype=float)
     q = np.asarray(mass_ratio, dtype=float)
-    total = chirp_mass * (1 + q) ** 1.2 / q**0.6
+    q = np.where(q > 0, q, np.nan)
+    with np.errstate(invalid="ignore"):
+        total = chirp_mass * (1 + q) ** 1.2 / q**0.6
     m1 = total / (1 + q)
     return m1, m1 * q
 

@@ -6,7 +6,10 @@ For each network given (``--network``, repeatable; default: the shipped one), on
    n_eff, Pareto k̂, network samples outside the GNPE kernel / prior, and the wall time;
 2. ``--injections`` injections drawn from the network's prior (one per seed, the same draws for
    every network that shares the prior) into Gaussian noise coloured by the published GW150914
-   PSDs (analysis default for injections), ``--refine never``: efficiency and n_eff;
+   PSDs (analysis default for injections), ``--refine never``: efficiency and n_eff. With
+   ``--min-snr X`` only draws whose network optimal SNR is >= X are kept (the first ``--injections``
+   such seeds from 100 on): most prior draws are far below detection (SNR < 8), where the
+   posterior is nearly the prior and any network is efficient;
 3. ``--loud`` runs of one fixed GW150914-like injection (:data:`LOUD_INJECTION`: detector-frame
    chirp mass 31.2 Msun, d_L 450 Mpc, network SNR ~ 24 in that noise; noise seeds 200..): loud
    events are where the network falls short, and the prior's injections are mostly quiet.
@@ -16,7 +19,7 @@ Targets (issue 17): GW150914 efficiency >= 1 % and n_eff >= 1000 in <= 30 s; inj
 efficiency >= 1 %, none below 0.1 %.
 
     python scripts/bench_network.py [--network FILE ...] [--seeds 3] [--injections 8]
-        [--loud 0] [--num-samples 20000] [--out bench_network.json]
+        [--min-snr 0] [--loud 0] [--num-samples 20000] [--out bench_network.json]
 """
 
 from __future__ import annotations
@@ -40,6 +43,31 @@ LOUD_INJECTION = {
     "phi_jl": 2.0, "theta_jn": 2.6, "phase": 1.0, "luminosity_distance": 450.0, "geocent_time": 0.0,
     "ra": 1.375, "dec": -1.21, "psi": 0.6,
 }
+
+
+def detectable_injections(network: str, count: int, min_snr: float, first_seed: int = 100,
+                          max_draws: int = 10000) -> list[tuple[int, dict, float]]:
+    """(seed, parameters, network optimal SNR) of the first ``count`` prior draws (seeds from
+    ``first_seed``) whose SNR in the default injection noise is >= ``min_snr``."""
+    from dingo_gw.inference.injection import injection_data
+    from dingo_gw.inference.network import load_analysis_network, network_generator
+    from dingo_gw.noise.event_psd import injection_psds
+
+    net = load_analysis_network(network)
+    psds, _ = injection_psds({}, net.domain, net.detectors, None)
+    gps = float(net.net_input.ref_time)
+    out, gen = [], network_generator(net)
+    try:
+        for seed in range(first_seed, first_seed + max_draws):
+            event, params = injection_data(net, "prior", gps, gen, psds, seed)
+            snr = event.info["injection"]["network_optimal_snr"]
+            if snr >= min_snr:
+                out.append((seed, params, snr))
+                if len(out) == count:
+                    break
+    finally:
+        gen.close()
+    return out
 
 
 def run_one(network: str, outdir: Path, label: str, seed: int, num_samples: int, event: str | None,
@@ -78,6 +106,8 @@ def main(argv=None) -> int:
                     help="network file (repeat to compare; the first is the baseline; default: the shipped one)")
     ap.add_argument("--seeds", type=int, default=3, help="GW150914 runs (seeds 0..N-1)")
     ap.add_argument("--injections", type=int, default=8, help="injections from the network prior (seeds 100..)")
+    ap.add_argument("--min-snr", type=float, default=0.0,
+                    help="keep only prior injections with network optimal SNR >= this (default 0: all)")
     ap.add_argument("--loud", type=int, default=0, help="runs of the GW150914-like injection (noise seeds 200..)")
     ap.add_argument("--num-samples", type=int, default=20000)
     ap.add_argument("--workers", type=int, default=2)
@@ -91,13 +121,24 @@ def main(argv=None) -> int:
 
     networks = [str(find_network(n)) for n in (args.network or [None])]
     print(f"load average before: {load_average()}")
-    report = {"load_average_before": load_average(), "networks": {}}
+    report = {"load_average_before": load_average(), "networks": {}, "min_snr": args.min_snr}
+    chosen = detectable_injections(networks[0], args.injections, args.min_snr) if args.min_snr > 0 else []
+    if chosen:
+        print("injections (seed: network SNR): " + ", ".join(f"{s}: {snr:.1f}" for s, _, snr in chosen))
+        report["detectable_injections"] = [{"seed": s, "network_optimal_snr": snr, "parameters": p}
+                                           for s, p, snr in chosen]
     for k, net in enumerate(networks):
         outdir = Path(args.outdir) / f"net{k}"
         event_rows = [run_one(net, outdir, f"GW150914_s{s}", s, args.num_samples, "GW150914", None, args.workers)
                       for s in range(args.seeds)]
-        inj_rows = [run_one(net, outdir, f"inj{s:03d}", 100 + s, args.num_samples, None, "prior", args.workers)
-                    for s in range(args.injections)]
+        if args.min_snr > 0:
+            inj_rows = []
+            for seed, params, snr in chosen:
+                row = run_one(net, outdir, f"inj{seed:03d}", seed, args.num_samples, None, params, args.workers)
+                inj_rows.append(dict(row, network_optimal_snr=snr))
+        else:
+            inj_rows = [run_one(net, outdir, f"inj{s:03d}", 100 + s, args.num_samples, None, "prior", args.workers)
+                        for s in range(args.injections)]
         loud_rows = [run_one(net, outdir, f"loud{s:03d}", 200 + s, args.num_samples, None, dict(LOUD_INJECTION),
                              args.workers) for s in range(args.loud)]
         report["networks"][net] = {"GW150914": event_rows, "injections": inj_rows, "loud": loud_rows,
