@@ -85,37 +85,37 @@ def parameter_sets(n, seed):
     return out
 
 
-@pytest.mark.parametrize("window_factor", [1.0, 0.9])
-def test_log_likelihood_equals_bilby(monkeypatch, window_factor):
-    if window_factor != 1.0:
-        # bilby's PSD of the unwindowed noise (our convention) scaled by the window factor
-        monkeypatch.setenv("BILBY_INCORRECT_PSD_NORMALIZATION", "TRUE")
-    domain, data, psds, bilby_like, start = bilby_setup(seed=1, window_factor=window_factor)
-    bilby_like.interferometers[0].strain_data.window_factor = window_factor
-    bilby_like.interferometers[1].strain_data.window_factor = window_factor
+def _compare_with_bilby(setup, params_seed, window_factor=1.0):
+    """(our log L, data, psds, domain, generator, start, params) after checking ours against bilby's:
+    noise evidence to 1e-6, log L to 1e-3 over parameter sets spanning > 500 in log L."""
+    domain, data, psds, bilby_like, start = setup
+    for ifo in bilby_like.interferometers:
+        ifo.strain_data.window_factor = window_factor
     gen = WaveformGenerator("IMRPhenomPv2", domain, f_ref=F_REF)
     like = GaussianLikelihood(data, psds, domain, gen, trigger_time=TRIGGER, time_origin=start)
-    params = parameter_sets(10, seed=2)
+    params = parameter_sets(10, seed=params_seed)
     ours = like.log_likelihood(params)
     ref = bilby_log_likelihoods(bilby_like, params)
     assert np.isclose(like.log_noise_evidence(), bilby_like.noise_log_likelihood(), rtol=0, atol=1e-6)
     # the parameter sets span log L ratios from about +180 (SNR ~ 19) to -700
     assert np.ptp(ref) > 500
     assert np.all(np.abs(ours - ref) < 1e-3)
+    return ours, data, psds, domain, gen, start, params
+
+
+@pytest.mark.parametrize("window_factor", [1.0, 0.9])
+def test_log_likelihood_equals_bilby(monkeypatch, window_factor):
+    if window_factor != 1.0:
+        # bilby's PSD of the unwindowed noise (our convention) scaled by the window factor
+        monkeypatch.setenv("BILBY_INCORRECT_PSD_NORMALIZATION", "TRUE")
+    _compare_with_bilby(bilby_setup(seed=1, window_factor=window_factor), params_seed=2, window_factor=window_factor)
 
 
 def test_three_detector_log_likelihood_equals_bilby():
     """H1 + L1 + V1 (Virgo's own location, arms and time delay in bilby's detector code)."""
     detectors = ("H1", "L1", "V1")
-    domain, data, psds, bilby_like, start = bilby_setup(seed=3, detectors=detectors)
-    gen = WaveformGenerator("IMRPhenomPv2", domain, f_ref=F_REF)
-    like = GaussianLikelihood(data, psds, domain, gen, trigger_time=TRIGGER, time_origin=start)
-    params = parameter_sets(10, seed=4)
-    ours = like.log_likelihood(params)
-    ref = bilby_log_likelihoods(bilby_like, params)
-    assert np.isclose(like.log_noise_evidence(), bilby_like.noise_log_likelihood(), rtol=0, atol=1e-6)
-    assert np.ptp(ref) > 500
-    assert np.all(np.abs(ours - ref) < 1e-3)
+    ours, data, psds, domain, gen, start, params = _compare_with_bilby(bilby_setup(seed=3, detectors=detectors),
+                                                                       params_seed=4)
     # V1 carries its share: dropping it changes log L by far more than the tolerance
     two = GaussianLikelihood({d: data[d] for d in detectors[:2]}, {d: psds[d] for d in detectors[:2]}, domain, gen,
                              trigger_time=TRIGGER, time_origin=start).log_likelihood(params)
