@@ -131,7 +131,13 @@ EVENTS: dict[str, Event] = {
         Event("GW170823", 1187529256.5, ("H1", "L1"), "O2", chirp_mass=39.4),
         Event(
             "GW190521", 1242442967.4, ("H1", "L1", "V1"), "O3a",
-            notes="O3a; its strain is not shipped in data/ (see data/README.md), point --data-dir at a copy", chirp_mass=103.8,
+            strain_files={
+                "H1": "H-H1_GWOSC_4KHZ_R1-1242442952-32.txt",
+                "L1": "L-L1_GWOSC_4KHZ_R1-1242442952-32.txt",
+                "V1": "V-V1_GWOSC_4KHZ_R1-1242442952-32.txt",
+            },
+            notes="O3a; no shipped network covers its chirp mass; its V1 noise trains the H1+L1+V1 network",
+            chirp_mass=103.8,
         ),
     ]
 }

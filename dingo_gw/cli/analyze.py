@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "chirp-mass range holds the event's; dingo_ls --networks lists them)")
     p.add_argument("--chirp-mass", type=number(float, 0.0, 1e4, low_open=True), metavar="MSUN",
                    help="detector-frame chirp mass estimate (solar masses) that picks the shipped network "
-                        "(default for --event: the catalogue's estimate)")
+                        "(default for --event: the catalogue's estimate; for --strain data, where several "
+                        "networks take the detectors: a matched-filter trigger estimate from the strain)")
     p.add_argument("--outdir", default=".", help="output folder (created if missing)")
     p.add_argument("--label", help="output file prefix (default: the event name)")
     p.add_argument("--num-samples", type=number(int, 1, 10**7), default=20000,

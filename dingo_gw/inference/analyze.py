@@ -267,8 +267,8 @@ def _start_run(settings: AnalysisSettings, network: AnalysisNetwork | None, timi
     given_strain = resolve_strain_files(settings.strain_files, data_dirs)
     network_path = selection = None
     if network is None:
-        network_path, selection = choose_network(settings.network, event, set(given_strain), settings.chirp_mass,
-                                                 settings.injection is not None, data_dirs)
+        network_path, selection = choose_network(settings.network, event, given_strain, settings.chirp_mass,
+                                                 settings.injection is not None, data_dirs, settings.gps)
     _seed_everything(settings.seed)
     with timed_step(timings, "load_network"):
         if network is None:

@@ -14,7 +14,9 @@ evaluated.
 
 Selection (:func:`select_network`): among the networks whose detectors all have data, those whose
 chirp-mass range holds the estimate; of these the one with the most detectors, then the narrowest
-range. An estimate outside every range is an error that names the nearest networks.
+range. An estimate outside every range is an error that names the nearest networks. The estimate:
+``--chirp-mass``, else the event catalogue's, else a matched-filter trigger estimate from the strain
+(:mod:`dingo_gw.inference.trigger`) where several networks take the detectors.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from dingo_gw.errors import DataError, FileFormatError
 from dingo_gw.events import Event
@@ -152,13 +154,16 @@ def select_network(catalog: Iterable[NetworkEntry], detectors: Iterable[str], ch
     return Selection(entry, reason)
 
 
-def choose_network(network: str | Path | None, event: Event | None, strain_detectors: set[str],
-                   chirp_mass: float | None, injection: bool, data_dirs=None) -> tuple[Path, dict | None]:
+def choose_network(network: str | Path | None, event: Event | None, strain_files: Mapping[str, Path],
+                   chirp_mass: float | None, injection: bool, data_dirs=None,
+                   gps: float | None = None) -> tuple[Path, dict | None]:
     """The network file of an analysis and why (None where nothing was chosen): ``network`` (the
     user's ``--network``), else the shipped network whose detectors have data (the ``event``'s
-    files found in the data folders, plus ``strain_detectors`` given as files) and whose range holds
-    ``chirp_mass`` (else the catalogue's estimate for ``event``). ``injection``: the network named
-    "default" unless ``chirp_mass`` is given. Without a catalogue: networks/default/network.pt."""
+    files found in the data folders, plus ``strain_files`` given per detector) and whose range
+    holds ``chirp_mass``, else the catalogue's estimate for ``event``, else — where several
+    networks take the detectors — a trigger estimate from the strain around ``gps``
+    (:mod:`dingo_gw.inference.trigger`). ``injection``: the network named "default" unless
+    ``chirp_mass`` is given. Without a catalogue: networks/default/network.pt."""
     if network is not None:
         return find_network(network, data_dirs), {"path": str(network), "reason": "given with --network"}
     try:
@@ -166,6 +171,7 @@ def choose_network(network: str | Path | None, event: Event | None, strain_detec
     except DataError:  # no networks.json in the data folders: the default network, as before catalogues
         return find_network(None, data_dirs), None
     source = "--chirp-mass"
+    paths = dict(strain_files)
     if injection:
         detectors, what = {d for e in catalog for d in e.detectors}, "the injection"
         if chirp_mass is None:
@@ -173,16 +179,31 @@ def choose_network(network: str | Path | None, event: Event | None, strain_detec
             return _present(entry), select_network([entry], entry.detectors, None, what).as_dict()
     elif event is not None:
         found = event.available(data_dirs)
-        detectors = {d for d, p in found.items() if p is not None} | set(strain_detectors)
-        detectors = detectors or set(event.detectors)  # no strain here: reading it says so, after the choice
-        what = event.name
+        paths = {**{d: p for d, p in found.items() if p is not None}, **paths}
+        detectors = set(paths) or set(event.detectors)  # no strain here: reading it says so, after the choice
+        what, gps = event.name, event.gps if gps is None else gps
         if chirp_mass is None and event.chirp_mass is not None:
             chirp_mass, source = event.chirp_mass, "catalogue estimate"
     else:
-        detectors, what = set(strain_detectors), "the data"
+        detectors, what = set(paths), "the data"
+    if chirp_mass is None and not injection and paths and gps is not None \
+            and len([e for e in catalog if set(e.detectors) <= detectors]) > 1:
+        estimate = _trigger_estimate(paths, gps, what)
+        chirp_mass, source = estimate.chirp_mass, estimate.describe()
     selection = select_network(catalog, detectors, chirp_mass, what, source if chirp_mass is not None else "")
     logger.info("network: %s, chosen for %s: %s", selection.entry.name, what, selection.reason)
     return _present(selection.entry), selection.as_dict()
+
+
+def _trigger_estimate(paths: Mapping[str, Path], gps: float, what: str):
+    from dingo_gw.inference.trigger import estimate_chirp_mass
+    from dingo_gw.io.strain import read_strain
+
+    try:
+        return estimate_chirp_mass({d: read_strain(p, d) for d, p in paths.items()}, float(gps))
+    except DataError as e:
+        raise DataError(f"{what}: no chirp-mass estimate to choose a network ({e}); give --chirp-mass "
+                        "(detector frame, Msun) or --network") from None
 
 
 def _present(entry: NetworkEntry) -> Path:

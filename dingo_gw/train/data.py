@@ -94,20 +94,30 @@ class TrainingData:
 
     # -- ASDs ---------------------------------------------------------------------------
     def asd_dataset(self, paths: Sequence[str]) -> ASDDataset:
-        """The ASD datasets at ``paths`` combined, checked against the bank's domain and detectors."""
+        """The ASD datasets at ``paths`` combined, checked against the bank's domain and detectors.
+
+        A dataset may hold some of the detectors only (e.g. synthetic H1/L1 next to measured V1);
+        every detector must have ASDs in at least one of them. ASDs are drawn per detector.
+        """
         key = tuple(paths)
         if key not in self._asds:
+            wanted = list(self.config.data.detectors)
             parts = []
             for p in paths:
                 ds = load_asd_dataset(p)
                 # the bank's grid is the reference: "delta_f = <ASD's> Hz, expected <bank's> Hz"
                 self.domain.check_same_grid(ds.domain, what=f"ASD dataset {p} (vs the bank {self.config.data.bank})")
-                try:
-                    ds.check_detectors(self.config.data.detectors)
-                except DataError as e:
-                    raise DataError(f"{p}: {e}") from None
-                parts.append(ds.subset(self.config.data.detectors))
-            self._asds[key] = parts[0] if len(parts) == 1 else combine_asd_datasets(parts)
+                held = [d for d in wanted if d in ds.detectors]
+                if not held:
+                    raise DataError(f"{p}: ASD dataset has none of the detectors {', '.join(wanted)} "
+                                    f"(it has {', '.join(ds.detectors)})")
+                parts.append(ds.subset(held))
+            combined = parts[0] if len(parts) == 1 else combine_asd_datasets(parts)
+            missing = [d for d in wanted if d not in combined.detectors]
+            if missing:
+                raise DataError(f"no ASD dataset has ASDs for {', '.join(missing)} "
+                                f"(datasets: {', '.join(str(p) for p in paths)})")
+            self._asds[key] = combined
         return self._asds[key]
 
     # -- pipelines ----------------------------------------------------------------------

@@ -60,13 +60,16 @@ def test_selection_errors_name_the_problem_and_the_nearest_networks():
 
 def test_events_pick_the_shipped_network_or_fail_with_the_nearest():
     def pick(event, network=None, chirp_mass=None):
-        return choose_network(network, get_event(event), set(), chirp_mass, False)
+        return choose_network(network, get_event(event), {}, chirp_mass, False)
 
     path, why = pick(event="GW150914")
     assert path == ROOT / "data" / "networks" / "default" / "network.pt"
     assert why["name"] == "default" and "31.2 Msun (catalogue estimate)" in why["reason"]
-    _, why = pick(event="GW170814")  # V1 data shipped, no H1+L1+V1 network yet: said, not hidden
-    assert why["name"] == "default" and "V1 not used" in why["reason"]
+    path, why = pick(event="GW170814")  # V1 data shipped: the three-detector network
+    assert path == ROOT / "data" / "networks" / "hlv" / "network.pt"
+    assert why["name"] == "hlv" and why["detectors"] == ["H1", "L1", "V1"] and "not used" not in why["reason"]
+    _, why = pick(event="GW170104")  # H1+L1 only: the network that needs V1 is not a candidate
+    assert why["name"] == "default"
     with pytest.raises(DataError, match=r"GW151226: detector-frame chirp mass 9.7 Msun \(catalogue estimate\) lies "
                                         r"outside every shipped network's range; nearest: default"):
         pick(event="GW151226")

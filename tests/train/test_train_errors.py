@@ -7,7 +7,7 @@ import yaml
 
 from dingo_gw.cli.train import main
 from dingo_gw.domain import FrequencyDomain
-from dingo_gw.errors import ConfigError, DomainMismatchError, FileFormatError
+from dingo_gw.errors import ConfigError, DataError, DomainMismatchError, FileFormatError
 from dingo_gw.train import load_train_config, train
 
 
@@ -104,3 +104,30 @@ def test_shipped_configs_are_valid(project_root, name):
     assert cfg.training.total_epochs >= 1
     assert cfg.model.gnpe is not None and cfg.init_network is not None
     assert yaml.safe_load((project_root / "configs" / name).read_text())["data"]["bank"].startswith("../out/")
+
+
+def test_a_detector_may_come_from_one_asd_dataset_only(write_config, tiny_files, tmp_path):
+    """Synthetic H1/L1 ASDs next to measured V1 ASDs (the H1+L1+V1 network's inputs): combined per
+    detector; a detector that no dataset holds is one clear error naming it."""
+    import numpy as np
+    import torch
+
+    from dingo_gw.noise.asd_dataset import ASDDataset, load_asd_dataset, save_asd_dataset
+    from dingo_gw.train.data import load_training_data
+
+    hl = load_asd_dataset(tiny_files[1])
+    v1 = save_asd_dataset(ASDDataset(hl.domain, {"V1": 2.0 * hl.asds["H1"][:2]}, {}, {}), tmp_path / "v1.h5")
+    cfg = load_train_config(write_config("hlv", data={"detectors": ["H1", "L1", "V1"],
+                                                      "asd_dataset": [str(tiny_files[1]), str(v1)]}))
+    combined = load_training_data(cfg, torch.device("cpu")).asd_dataset(cfg.data.asd_datasets)
+    assert combined.detectors == ["H1", "L1", "V1"]
+    assert combined.num_asds("H1") == hl.num_asds("H1") and combined.num_asds("V1") == 2
+    band = slice(hl.domain.min_index, None)  # below f_min the file holds a placeholder
+    np.testing.assert_array_equal(combined.asds["V1"][:, band], 2.0 * hl.asds["H1"][:2, band])
+
+    only_hl = load_train_config(write_config("hl_only", data={"detectors": ["H1", "L1", "V1"]}))
+    with pytest.raises(DataError, match=r"no ASD dataset has ASDs for V1 \(datasets: .*asd\.h5\)"):
+        load_training_data(only_hl, torch.device("cpu"))
+    v1_only = load_train_config(write_config("v1_only", data={"detectors": ["H1", "L1"], "asd_dataset": str(v1)}))
+    with pytest.raises(DataError, match=r"v1\.h5: ASD dataset has none of the detectors H1, L1 \(it has V1\)"):
+        load_training_data(v1_only, torch.device("cpu"))

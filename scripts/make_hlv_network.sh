@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Rebuild the shipped H1+L1+V1 network (data/networks/hlv/) from scratch on CPU: the default bank,
+# the H1+L1+V1 ASD datasets, then dingo_train configs/train_cpu_hlv.yaml (docs/training.md).
+# Every step skips what already exists, and training resumes after a kill (re-run the script).
+# The run folder is the config's output_dir (~/.cache/dingo_gw/runs/train_cpu_hlv), outside the
+# repository. Wall time on 2 cores: ~5 min for the inputs (bank shared with the default network),
+# then the 36 epochs of configs/train_cpu_hlv.yaml (see data/networks/hlv/history.csv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p out
+[ -f out/bank_default.h5 ] || dingo_generate_dataset --config configs/bank_default.yaml \
+    --out out/bank_default.h5 --workers "${WORKERS:-2}" --resume
+[ -f out/asd_dataset_hlv.h5 ] || dingo_generate_asd_dataset \
+    --config configs/asd_dataset_hlv.yaml --out out/asd_dataset_hlv.h5
+# V1 has two measured PSDs, fewer than the model's minimum of 3: the model (and its synthetic
+# ASDs) covers H1 and L1; V1 noise comes from out/asd_dataset_hlv.h5 alone.
+[ -f out/psd_model_hlv.h5 ] || dingo_fit_psd_model --asd-dataset out/asd_dataset_hlv.h5 \
+    --out out/psd_model_hlv.h5 --plot
+[ -f out/asd_synthetic_hlv_smooth.h5 ] || dingo_generate_synthetic_asd_dataset \
+    --model out/psd_model_hlv.h5 --num-samples 3000 --out out/asd_synthetic_hlv_smooth.h5 --seed 1
+[ -f out/asd_synthetic_hlv_welch.h5 ] || dingo_generate_synthetic_asd_dataset \
+    --model out/psd_model_hlv.h5 --num-samples 3000 --out out/asd_synthetic_hlv_welch.h5 --seed 2 \
+    --welch-segments 6
+config=configs/train_cpu_hlv.yaml
+dingo_train "$config" --resume
+run_dir=$(python3 -c "import sys, yaml, os; c = yaml.safe_load(open(sys.argv[1])); print(os.path.expanduser(c['output_dir']))" "$config")
+mkdir -p data/networks/hlv
+for f in network.pt history.csv init_history.csv; do cp "$run_dir/$f" "data/networks/hlv/$f"; done
+cp "$run_dir/config.yaml" data/networks/hlv/train_config.yaml
+echo "H1+L1+V1 network: data/networks/hlv/network.pt (from $run_dir); list it in data/networks/networks.json"
