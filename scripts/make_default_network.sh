@@ -26,10 +26,4 @@ if [ -n "${RUN_DIR:-}" ]; then
     config=out/train_cpu_run.yaml
     sed "s|^output_dir:.*|output_dir: ${RUN_DIR}|; s|\.\./out/|$(pwd)/out/|g" configs/train_cpu.yaml > "$config"
 fi
-dingo_train "$config" --resume
-run_dir=$(python3 -c "import sys, yaml, os; c = yaml.safe_load(open(sys.argv[1])); print(os.path.expanduser(c['output_dir']))" "$config")
-case "$run_dir" in /*) ;; *) run_dir="$(dirname "$config")/$run_dir" ;; esac
-mkdir -p data/networks/default
-for f in network.pt history.csv init_history.csv; do cp "$run_dir/$f" "data/networks/default/$f"; done
-cp "$run_dir/config.yaml" data/networks/default/train_config.yaml
-echo "default network: data/networks/default/network.pt (from $run_dir)"
+scripts/_ship_network.sh "$config" default

@@ -13,9 +13,4 @@ fi
 [ -f out/bank_highmass.h5 ] || dingo_generate_dataset --config configs/bank_highmass.yaml \
     --out out/bank_highmass.h5 --workers "${WORKERS:-2}" --resume
 config=configs/train_cpu_highmass.yaml
-dingo_train "$config" --resume
-run_dir=$(python3 -c "import sys, yaml, os; c = yaml.safe_load(open(sys.argv[1])); print(os.path.expanduser(c['output_dir']))" "$config")
-mkdir -p data/networks/highmass
-for f in network.pt history.csv init_history.csv; do cp "$run_dir/$f" "data/networks/highmass/$f"; done
-cp "$run_dir/config.yaml" data/networks/highmass/train_config.yaml
-echo "high-mass network: data/networks/highmass/network.pt (from $run_dir); list it in data/networks/networks.json"
+scripts/_ship_network.sh "$config" highmass

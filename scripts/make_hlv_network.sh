@@ -22,9 +22,4 @@ mkdir -p out
     --model out/psd_model_hlv.h5 --num-samples 3000 --out out/asd_synthetic_hlv_welch.h5 --seed 2 \
     --welch-segments 6
 config=configs/train_cpu_hlv.yaml
-dingo_train "$config" --resume
-run_dir=$(python3 -c "import sys, yaml, os; c = yaml.safe_load(open(sys.argv[1])); print(os.path.expanduser(c['output_dir']))" "$config")
-mkdir -p data/networks/hlv
-for f in network.pt history.csv init_history.csv; do cp "$run_dir/$f" "data/networks/hlv/$f"; done
-cp "$run_dir/config.yaml" data/networks/hlv/train_config.yaml
-echo "H1+L1+V1 network: data/networks/hlv/network.pt (from $run_dir); list it in data/networks/networks.json"
+scripts/_ship_network.sh "$config" hlv
