@@ -58,17 +58,18 @@ def interval(x: np.ndarray) -> tuple[float, float, float]:
 
 def summarise(result_file: Path) -> dict:
     """Network, efficiencies, n_eff, k̂ and the 90 % intervals of QUANTITIES from a result file."""
-    import bilby
     from bilby.gw.conversion import luminosity_distance_to_redshift
 
-    r = bilby.core.result.read_in_result(str(result_file))
+    from dingo_gw.results import Result
+
+    r = Result.load(result_file)  # checked plain data: no class a file names is built
     post, meta = r.posterior, r.meta_data
-    z = luminosity_distance_to_redshift(post["luminosity_distance"].to_numpy())
+    z = luminosity_distance_to_redshift(post["luminosity_distance"])
     values = {
-        "chirp_mass_source": post["chirp_mass"].to_numpy() / (1.0 + z),
-        "mass_ratio": post["mass_ratio"].to_numpy(),
-        "chi_eff": post["chi_eff"].to_numpy(),
-        "luminosity_distance": post["luminosity_distance"].to_numpy(),
+        "chirp_mass_source": post["chirp_mass"] / (1.0 + z),
+        "mass_ratio": post["mass_ratio"],
+        "chi_eff": post["chi_eff"],
+        "luminosity_distance": post["luminosity_distance"],
     }
     refinement = meta.get("refinement") or {}
     own = refinement.get("network_proposal") or meta
@@ -83,7 +84,7 @@ def summarise(result_file: Path) -> dict:
         "n_eff": float(meta["n_eff"]),
         "pareto_k": float(meta["pareto_k"]),
         "log_evidence": float(r.log_evidence),
-        "num_samples": int(len(post)),
+        "num_samples": int(len(post["chirp_mass"])),
         "analysis_time_s": float(meta["timings"]["total"]),
         "intervals": {k: interval(v) for k, v in values.items()},
     }

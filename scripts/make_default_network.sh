@@ -12,15 +12,8 @@ cd "$(dirname "$0")/.."
 mkdir -p out
 [ -f out/bank_default.h5 ] || dingo_generate_dataset --config configs/bank_default.yaml \
     --out out/bank_default.h5 --workers "${WORKERS:-2}" --resume
-[ -f out/asd_dataset_default.h5 ] || dingo_generate_asd_dataset \
-    --config configs/asd_dataset_default.yaml --out out/asd_dataset_default.h5
-[ -f out/psd_model_default.h5 ] || dingo_fit_psd_model --asd-dataset out/asd_dataset_default.h5 \
-    --out out/psd_model_default.h5 --plot
-[ -f out/asd_synthetic_smooth.h5 ] || dingo_generate_synthetic_asd_dataset \
-    --model out/psd_model_default.h5 --num-samples 3000 --out out/asd_synthetic_smooth.h5 --seed 1
-[ -f out/asd_synthetic_welch.h5 ] || dingo_generate_synthetic_asd_dataset \
-    --model out/psd_model_default.h5 --num-samples 3000 --out out/asd_synthetic_welch.h5 --seed 2 \
-    --welch-segments 6
+scripts/_make_noise_inputs.sh configs/asd_dataset_default.yaml out/asd_dataset_default.h5 \
+    out/psd_model_default.h5 out/asd_synthetic_smooth.h5 out/asd_synthetic_welch.h5
 config=configs/train_cpu.yaml
 if [ -n "${RUN_DIR:-}" ]; then
     config=out/train_cpu_run.yaml

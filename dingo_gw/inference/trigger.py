@@ -43,16 +43,26 @@ class TriggerEstimate:
                 f"network SNR {self.network_snr:.1f}")
 
 
-def _whitened_fft(strain: Strain, t_start: float, t_end: float, f_min: float, f_max: float,
-                  psd_segment: float = 4.0, roll_off: float = 0.2):
+@dataclass(frozen=True)
+class _Prepared:
+    """One detector's stretch: its FFT ``d`` and PSD ``S`` in ``band``, and which lags lie near gps."""
+
+    n: int
+    df: float
+    freqs: np.ndarray
+    band: np.ndarray
+    d: np.ndarray
+    S: np.ndarray
+    near: np.ndarray  # lags tau (samples) whose merger time t0 + tau lies within the window of gps
+
+
+def _prepare(strain: Strain, t_start: float, t_end: float, gps: float, window: float, f_min: float,
+             f_max: float, psd_segment: float = 4.0, roll_off: float = 0.2) -> _Prepared:
     from scipy.signal import welch
     from scipy.signal.windows import tukey
 
-    s = strain.crop(t_start, t_end)
-    x = np.asarray(s.data, dtype=float)
-    n, fs = x.size, 1.0 / s.dt
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{s.detector}: NaN or infinite strain in the trigger-estimate stretch")
+    s = strain.crop(t_start, t_end)  # Strain holds finite samples only
+    x, n, fs = s.data, s.num_samples, s.sample_rate
     nper = int(round(psd_segment * fs))
     if n < 2 * nper:
         raise DataError(f"{s.detector}: {n / fs:.1f} s of strain around the trigger; the estimate needs "
@@ -61,8 +71,33 @@ def _whitened_fft(strain: Strain, t_start: float, t_end: float, f_min: float, f_
     freqs = np.fft.rfftfreq(n, s.dt)
     band = (freqs >= f_min) & (freqs <= min(f_max, 0.5 * fs * 0.9))
     d = np.fft.rfft(x * tukey(n, 2 * roll_off / (n / fs))) * s.dt
-    S = np.interp(freqs[band], f_psd, psd)
-    return s.t0, n, fs, freqs, band, d, S
+    near = np.abs(s.times - gps) <= window
+    return _Prepared(n, float(freqs[1] - freqs[0]), freqs, band, d[band], np.interp(freqs[band], f_psd, psd), near)
+
+
+def _template_generator(p: _Prepared, f_ref: float):
+    """IMRPhenomD on the grid of ``p`` (0 .. its top band frequency, spacing df)."""
+    from dingo_gw.domain import FrequencyDomain
+    from dingo_gw.waveforms.generator import WaveformGenerator
+
+    top = p.freqs[p.band][-1]
+    domain = FrequencyDomain(f_min=float(p.freqs[p.band][0]), f_max=float(round(top / p.df) * p.df), delta_f=p.df)
+    return WaveformGenerator("IMRPhenomD", domain, f_ref=f_ref)
+
+
+def _snr(p: _Prepared, hp: np.ndarray) -> float:
+    """max over lags near gps (and phase) of |z(tau)| / sigma for the template ``hp``."""
+    h = np.zeros(p.freqs.size, complex)
+    m = min(hp.size, p.freqs.size)
+    h[:m] = hp[:m]
+    h = h[p.band]
+    sigma2 = 4 * p.df * np.sum(np.abs(h) ** 2 / p.S)
+    if not sigma2 > 0:
+        return 0.0
+    integrand = np.zeros(p.n, complex)
+    integrand[: p.freqs.size][p.band] = p.d * np.conj(h) / p.S
+    z = 4 * p.df * p.n * np.fft.ifft(integrand)  # z(tau): template merger at t0 + tau
+    return float(np.max(np.abs(z[p.near])) / np.sqrt(sigma2))
 
 
 def estimate_chirp_mass(
@@ -80,51 +115,32 @@ def estimate_chirp_mass(
 ) -> TriggerEstimate:
     """Detector-frame chirp-mass estimate from ``strains`` (detector -> Strain covering the
     stretch [gps + post - duration, gps + post]); see the module docstring."""
-    import bilby
-
-    from dingo_gw.domain import FrequencyDomain
-    from dingo_gw.waveforms.generator import WaveformGenerator
+    from dingo_gw.priors import component_masses
 
     if not strains:
         raise DataError("a trigger estimate needs strain from at least one detector")
     t_start, t_end = gps + post - duration, gps + post
-    prepared = {det: _whitened_fft(s, t_start, t_end, f_min, f_max) for det, s in strains.items()}
+    prepared = {det: _prepare(s, t_start, t_end, gps, window, f_min, f_max) for det, s in strains.items()}
+    # detectors with the same length and sample rate share one template grid: each template is made once
+    grids = {}
+    for p in prepared.values():
+        if (p.n, p.df) not in grids:
+            grids[(p.n, p.df)] = _template_generator(p, f_min)
     grid = np.geomspace(min_chirp_mass, max_chirp_mass, num_templates)
-    best = (-1.0, None, {})
-    # one template grid per distinct (n, fs): detectors usually share it
-    gens: dict[tuple, tuple] = {}
-    for det, (t0, n, fs, freqs, band, d, S) in prepared.items():
-        key = (n, fs)
-        if key not in gens:
-            df = freqs[1] - freqs[0]
-            top = freqs[band][-1]
-            domain = FrequencyDomain(f_min=float(freqs[band][0]), f_max=float(round(top / df) * df), delta_f=float(df))
-            gens[key] = (WaveformGenerator("IMRPhenomD", domain, f_ref=f_min), domain)
     snr = np.zeros((num_templates, len(prepared)))
     for k, mc in enumerate(grid):
-        m1, m2 = bilby.gw.conversion.chirp_mass_and_mass_ratio_to_component_masses(mc, 0.8)
-        params = {"mass_1": m1, "mass_2": m2, "a_1": 0.0, "a_2": 0.0, "tilt_1": 0.0, "tilt_2": 0.0,
+        m1, m2 = component_masses(mc, 0.8)
+        params = {"mass_1": float(m1), "mass_2": float(m2), "a_1": 0.0, "a_2": 0.0, "tilt_1": 0.0, "tilt_2": 0.0,
                   "phi_12": 0.0, "phi_jl": 0.0, "theta_jn": 0.0, "phase": 0.0, "luminosity_distance": 100.0}
-        for j, (det, (t0, n, fs, freqs, band, d, S)) in enumerate(prepared.items()):
-            gen, domain = gens[(n, fs)]
+        templates = {}
+        for key, gen in grids.items():
             try:
-                hp, _ = gen.generate(params)
+                templates[key] = gen.generate(params)[0]
             except DataError:
-                continue
-            h = np.zeros(freqs.size, complex)
-            m = min(hp.size, freqs.size)
-            h[:m] = hp[:m]
-            h[~band] = 0.0
-            df = freqs[1] - freqs[0]
-            sigma2 = 4 * df * np.sum(np.abs(h[band]) ** 2 / S)
-            if not sigma2 > 0:
-                continue
-            integrand = np.zeros(n, complex)
-            integrand[: freqs.size][band] = d[band] * np.conj(h[band]) / S
-            z = 4 * df * n * np.fft.ifft(integrand)  # z(tau): template merger at t0 + tau
-            times = t0 + np.arange(n) / fs
-            sel = np.abs(times - gps) <= window
-            snr[k, j] = np.max(np.abs(z[sel])) / np.sqrt(sigma2)
+                templates[key] = None
+        for j, p in enumerate(prepared.values()):
+            hp = templates[(p.n, p.df)]
+            snr[k, j] = 0.0 if hp is None else _snr(p, hp)
     network = np.sqrt(np.sum(snr ** 2, axis=1))
     k = int(np.argmax(network))
     est = TriggerEstimate(float(grid[k]), float(network[k]), {det: float(snr[k, j]) for j, det in enumerate(prepared)},
