@@ -136,7 +136,7 @@ EVENTS: dict[str, Event] = {
                 "L1": "L-L1_GWOSC_4KHZ_R1-1242442952-32.txt",
                 "V1": "V-V1_GWOSC_4KHZ_R1-1242442952-32.txt",
             },
-            notes="O3a; no shipped network covers its chirp mass; its V1 noise trains the H1+L1+V1 network",
+            notes="O3a; analysed by the high-mass network; its V1 noise trains the H1+L1+V1 networks",
             chirp_mass=103.8,
         ),
     ]

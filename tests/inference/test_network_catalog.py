@@ -28,6 +28,7 @@ def test_catalogue_agrees_with_the_shipped_networks_metadata():
     assert [e.name for e in entries][0] == "default"
     for e in entries:
         assert e.path.is_file(), e.path
+        assert e.path.stat().st_size <= 50e6, f"{e.path}: over 50 MB"  # each shipped network (issue 20)
         _, meta = load_network(e.path)
         prior = build_prior(dict(meta["prior"]))
         assert tuple(meta["detectors"]) == e.detectors
@@ -68,6 +69,9 @@ def test_events_pick_the_shipped_network_or_fail_with_the_nearest():
     path, why = pick(event="GW170814")  # V1 data shipped: the three-detector network
     assert path == ROOT / "data" / "networks" / "hlv" / "network.pt"
     assert why["name"] == "hlv" and why["detectors"] == ["H1", "L1", "V1"] and "not used" not in why["reason"]
+    path, why = pick(event="GW190521")  # detector-frame chirp mass 104 Msun: the high-mass network
+    assert path == ROOT / "data" / "networks" / "highmass" / "network.pt"
+    assert why["name"] == "highmass" and "104 Msun (catalogue estimate) lies in 60-150" in why["reason"]
     _, why = pick(event="GW170104")  # H1+L1 only: the network that needs V1 is not a candidate
     assert why["name"] == "default"
     with pytest.raises(DataError, match=r"GW151226: detector-frame chirp mass 9.7 Msun \(catalogue estimate\) lies "
@@ -113,3 +117,4 @@ def test_dingo_ls_lists_the_shipped_networks(capsys):
     assert e.value.code == 0
     assert out[0].split()[:2] == ["name", "detectors"]
     assert out[1].split()[:3] == ["default", "H1+L1", "15-60"]
+    assert ["highmass", "H1+L1+V1", "60-150"] in [line.split()[:3] for line in out[1:]]

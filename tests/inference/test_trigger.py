@@ -57,11 +57,12 @@ def test_estimate_on_real_events_matches_the_catalogue(name, snr_min):
     assert abs(est.chirp_mass / event.chirp_mass - 1) < 0.12 and est.network_snr > snr_min, est
 
 
-def test_gps_data_pick_the_network_by_trigger_estimate():
-    event = get_event("GW170814")
+@pytest.mark.parametrize("name, network", [("GW170814", "hlv"), ("GW190521", "highmass")])
+def test_gps_data_pick_the_network_by_trigger_estimate(name, network):
+    event = get_event(name)
     files = {d: p for d, p in event.available().items() if p is not None}
     path, why = choose_network(None, None, files, None, False, gps=event.gps)
-    assert why["name"] == "hlv" and "trigger estimate: matched filter" in why["reason"]
+    assert why["name"] == network and "trigger estimate: matched filter" in why["reason"]
 
 
 def test_too_little_strain_is_one_clear_error():

@@ -335,7 +335,8 @@ def _relative_weights(log_prior, log_proposal, log_likelihood) -> tuple[np.ndarr
     finite = np.isfinite(lw)
     if not finite.any():
         return np.zeros(len(lw)), 0.0
-    w = np.where(finite, np.exp(np.where(finite, lw, 0.0) - lw[finite].max()), 0.0)
+    top = lw[finite].max()
+    w = np.where(finite, np.exp(np.where(finite, lw, top) - top), 0.0)  # no exp of non-finite stand-ins
     return w, float(w.sum())
 
 
@@ -405,7 +406,7 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
         ws = draw_and_weigh(proposal, settings.num_samples, prior, fast, rng, settings.workers, settings.progress,
                             chunk_size=chunk)
         binned_logl, evaluated, rounds, num_batches = ws.log_likelihood.copy(), None, 0, 1
-        exact_seconds = 0.0
+        exact_seconds, stop = 0.0, None
         while True:
             if binned:
                 t3 = time.perf_counter()
@@ -413,8 +414,13 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
                                                     settings.workers, settings.progress)
                 rounds += r
                 exact_seconds += time.perf_counter() - t3
-            stop = None if budget is None else budget.stop_reason(weight_statistics(ws.log_weights)["n_eff"], len(ws))
-            if budget is None or stop is not None:
+            if budget is None:
+                break
+            n_eff = weight_statistics(ws.log_weights)["n_eff"]
+            logger.info("refinement: %d batch(es), %d draws: n_eff %.1f (target %g)", num_batches, len(ws), n_eff,
+                        budget.target_neff)
+            stop = budget.stop_reason(n_eff, len(ws))
+            if stop is not None:
                 break
             more = draw_and_weigh(proposal, budget.next_batch(len(ws)), prior, fast, rng, settings.workers,
                                   settings.progress, chunk_size=chunk)
