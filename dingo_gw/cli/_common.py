@@ -22,8 +22,20 @@ class Terminated(KeyboardInterrupt):
     """Raised in the main thread by SIGTERM: unwinds like Ctrl-C (pools stopped, files closed)."""
 
 
+#: Signals received by :func:`_raise_terminated` in this process.
+_RECEIVED: list[int] = []
+
+
 def _raise_terminated(signum, frame):
+    _RECEIVED.append(signum)
     raise Terminated(signum)
+
+
+def _quiet_after_sigterm(unraisable):
+    """sys.unraisablehook while SIGTERM unwinds: a C library that was calling back into Python (h5py's
+    file-object driver) reports the interruption as an unraisable error; it is the stop, not a fault."""
+    if not _RECEIVED:
+        sys.__unraisablehook__(unraisable)
 
 
 def run_main(func):
@@ -40,6 +52,7 @@ def run_main(func):
         logging.getLogger("bilby").setLevel(logging.WARNING)
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+        previous_hook, sys.unraisablehook = sys.unraisablehook, _quiet_after_sigterm
         try:
             result = func(argv)
         except DingoError as e:
@@ -55,7 +68,16 @@ def run_main(func):
             where = f" ({e.filename})" if e.filename else ""
             print(f"error: cannot write{where}: {e.strerror or e}", file=sys.stderr)
             sys.exit(2)
+        except Exception:
+            if not _RECEIVED:
+                raise
+            # SIGTERM arrived while a C extension ran Python code (h5py's file-object driver): the library
+            # reports it as its own error (e.g. SystemError); it is still the stop
+            print("interrupted (SIGTERM); finished work is saved, rerun with --resume to continue", file=sys.stderr)
+            sys.exit(143)
         finally:
+            if not _RECEIVED:  # after SIGTERM the quiet hook stays for the interpreter's shutdown
+                sys.unraisablehook = previous_hook
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
         sys.exit(int(result or 0))
