@@ -10,8 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
-[ -f out/bank_default.h5 ] || dingo_generate_dataset --config configs/bank_default.yaml \
-    --out out/bank_default.h5 --workers "${WORKERS:-2}" --resume
+scripts/_make_bank.sh configs/bank_default.yaml out/bank_default.h5
 scripts/_make_noise_inputs.sh configs/asd_dataset_default.yaml out/asd_dataset_default.h5 \
     out/psd_model_default.h5 out/asd_synthetic_smooth.h5 out/asd_synthetic_welch.h5
 config=configs/train_cpu.yaml

@@ -10,7 +10,6 @@ if [ ! -f out/asd_synthetic_hlv_welch.h5 ]; then
     [ "${SKIP_HLV:-0}" = 1 ] && { echo "error: H1+L1+V1 ASD datasets missing: run scripts/make_hlv_network.sh" >&2; exit 2; }
     scripts/make_hlv_network.sh
 fi
-[ -f out/bank_highmass.h5 ] || dingo_generate_dataset --config configs/bank_highmass.yaml \
-    --out out/bank_highmass.h5 --workers "${WORKERS:-2}" --resume
+scripts/_make_bank.sh configs/bank_highmass.yaml out/bank_highmass.h5
 config=configs/train_cpu_highmass.yaml
 scripts/_ship_network.sh "$config" highmass

@@ -8,8 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
-[ -f out/bank_default.h5 ] || dingo_generate_dataset --config configs/bank_default.yaml \
-    --out out/bank_default.h5 --workers "${WORKERS:-2}" --resume
+scripts/_make_bank.sh configs/bank_default.yaml out/bank_default.h5
 # V1 has two measured PSDs, fewer than the model's minimum of 3: the model (and its synthetic
 # ASDs) covers H1 and L1; V1 noise comes from out/asd_dataset_hlv.h5 alone.
 scripts/_make_noise_inputs.sh configs/asd_dataset_hlv.yaml out/asd_dataset_hlv.h5 \
