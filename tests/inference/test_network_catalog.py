@@ -74,9 +74,12 @@ def test_events_pick_the_shipped_network_or_fail_with_the_nearest():
     assert why["name"] == "highmass" and "104 Msun (catalogue estimate) lies in 60-150" in why["reason"]
     _, why = pick(event="GW170104")  # H1+L1 only: the network that needs V1 is not a candidate
     assert why["name"] == "default"
-    with pytest.raises(DataError, match=r"GW151226: detector-frame chirp mass 9.7 Msun \(catalogue estimate\) lies "
-                                        r"outside every shipped network's range; nearest: default"):
-        pick(event="GW151226")
+    path, why = pick(event="GW151226")  # detector-frame chirp mass 9.7 Msun: the low-mass network (8 s)
+    assert path == ROOT / "data" / "networks" / "lowmass" / "network.pt"
+    assert why["name"] == "lowmass" and "9.7 Msun (catalogue estimate) lies in 8.5-15" in why["reason"]
+    with pytest.raises(DataError, match=r"GW170817: detector-frame chirp mass 1.2 Msun \(catalogue estimate\) lies "
+                                        r"outside every shipped network's range; nearest: lowmass"):
+        pick(event="GW170817")  # a binary neutron star: no shipped network covers it
     _, why = pick(event="GW151226", chirp_mass=20.0)  # the user's estimate overrides the catalogue's
     assert why["name"] == "default" and "--chirp-mass" in why["reason"]
     path, why = pick(event="GW151226", network=str(path))  # --network: no selection
@@ -86,7 +89,7 @@ def test_events_pick_the_shipped_network_or_fail_with_the_nearest():
 def test_out_of_range_event_is_one_error_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as e:
-        analyze_main(["--event", "GW151226", "--outdir", str(out), "--no-progress"])
+        analyze_main(["--event", "GW170817", "--outdir", str(out), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code != 0 and len(err) == 1 and "outside every shipped network's range" in err[0]
     assert not out.exists() or not any(out.iterdir())

@@ -57,7 +57,8 @@ def test_estimate_on_real_events_matches_the_catalogue(name, snr_min):
     assert abs(est.chirp_mass / event.chirp_mass - 1) < 0.12 and est.network_snr > snr_min, est
 
 
-@pytest.mark.parametrize("name, network", [("GW170814", "hlv"), ("GW190521", "highmass")])
+@pytest.mark.parametrize("name, network", [("GW170814", "hlv"), ("GW190521", "highmass"), ("GW151226", "lowmass"),
+                                            ("GW150914", "default")])
 def test_gps_data_pick_the_network_by_trigger_estimate(name, network):
     event = get_event(name)
     files = {d: p for d, p in event.available().items() if p is not None}
