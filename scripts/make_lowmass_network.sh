@@ -9,5 +9,4 @@ mkdir -p out
 scripts/_make_bank.sh configs/bank_lowmass.yaml out/bank_lowmass.h5
 scripts/_make_noise_inputs.sh configs/asd_dataset_lowmass.yaml out/asd_dataset_lowmass.h5 \
     out/psd_model_lowmass.h5 out/asd_synthetic_lowmass_smooth.h5 out/asd_synthetic_lowmass_welch.h5
-config=configs/train_cpu_lowmass.yaml
-scripts/_ship_network.sh "$config" lowmass
+scripts/_ship_network.sh configs/train_cpu_lowmass.yaml lowmass
