@@ -301,6 +301,10 @@ def test_refinement_matches_the_grid_posterior(networks, tmp_path, start):
     # distance marginalisation: the fitted proposal leaves the distance out, it is drawn given the rest
     assert info["recovered_parameters"] == ["phase", "luminosity_distance"]
     assert "luminosity_distance" not in info["final_proposal"]["coordinates"]["keys"]
+    # relative binning, then exact weights: the rule's residual and the audit of the samples it left
+    exact = info["stages"][1]["exact_likelihood"]
+    assert exact["unevaluated_weight_fraction"] < exact["exact_weight_residual"]
+    assert exact["audit"]["num_audited"] > 0 and exact["audit"]["estimated_unevaluated_weight_fraction"] < 1e-3
     _assert_matches_grid(r, grid)
 
 

@@ -16,7 +16,7 @@ from scipy import stats
 from dingo_gw.inference.importance.importance_sampling import (
     DrawBudget, PARETO_K_RELIABLE, WeightedSamples, evidence_meta, pareto_k, weight_statistics,
 )
-from dingo_gw.inference.refine.refine import EXACT_WEIGHT_RESIDUAL, exact_correction, exact_record
+from dingo_gw.inference.refine.refine import EXACT_WEIGHT_RESIDUAL, audit_unevaluated, exact_correction, exact_record
 
 LOG_Z = 3.7
 
@@ -117,6 +117,34 @@ def test_exact_weights_until_the_residual_is_below_the_rule():
     # already evaluated samples are not evaluated again; more samples are evaluated only as needed
     again, evaluated2, rounds2 = exact_correction(out, like, evaluated=evaluated, min_chunk=500)
     assert rounds2 == 0 and np.array_equal(evaluated2, evaluated)
+
+
+def test_audit_finds_weight_that_relative_binning_hid():
+    rng = np.random.default_rng(4)
+    n = 50000
+    exact = rng.normal(0.0, 1.5, n)
+    ws0 = WeightedSamples({"i": np.arange(n, dtype=float)}, exact + rng.normal(0.0, 0.05, n), np.zeros(n),
+                          np.zeros(n))
+    # accurate binning: the audit's estimate of the weight left agrees with the truth, nothing more is evaluated
+    like = _Exact(exact)
+    out, evaluated, _ = exact_correction(ws0, like, min_chunk=500)
+    out, evaluated2, rec = audit_unevaluated(out, evaluated, like, np.random.default_rng(0))
+    assert rec["num_audited"] == 1000 and evaluated2.sum() == evaluated.sum() + 1000
+    assert rec["action"].startswith("none")
+    w = np.exp(exact - exact.max())
+    truth = w[~evaluated2].sum() / w.sum()
+    assert 0.3 * truth < rec["estimated_unevaluated_weight_fraction"] < 3 * truth < 3 * EXACT_WEIGHT_RESIDUAL
+    # binning that under-rates a fifth of the samples by 30 in log L hides ~20 % of the weight from the rule
+    hidden = rng.random(n) < 0.2
+    binned = exact + rng.normal(0.0, 0.05, n) - 30.0 * hidden
+    ws = WeightedSamples({"i": np.arange(n, dtype=float)}, binned, np.zeros(n), np.zeros(n))
+    out, evaluated, _ = exact_correction(ws, like, min_chunk=500)
+    assert exact_record(out, binned, evaluated, EXACT_WEIGHT_RESIDUAL, 1)["unevaluated_weight_fraction"] < 1e-3
+    assert w[~evaluated].sum() / w.sum() > 0.1  # what the rule alone would leave, unseen
+    out, evaluated, rec = audit_unevaluated(out, evaluated, like, np.random.default_rng(0))
+    assert rec["estimated_unevaluated_weight_fraction"] > 0.05 and rec["action"].startswith("exact")
+    assert evaluated.all()
+    np.testing.assert_array_equal(out.log_likelihood, exact)
 
 
 def test_target_neff_settings_are_checked():

@@ -32,8 +32,12 @@ evaluation, |Δ log L| ~ 0.01 near the posterior), re-centred on the best SMC pa
 then the samples get the exact likelihood in decreasing order of weight, in rounds (the weights, and
 their total, recomputed after each), until the samples left with the relative-binning log L carry less
 than EXACT_WEIGHT_RESIDUAL (10⁻³) of the total weight (:func:`exact_correction`; the number of exact
-evaluations and the fraction left are recorded). The weights are thus exact for all but a recorded
-≤ 10⁻³ of the total weight, whose log L is off by |Δ log L| ~ 0.01–0.3.
+evaluations and the fraction left are recorded). That fraction is itself computed with relative
+binning, so an audit follows (:func:`audit_unevaluated`): 1000 of the samples left, drawn uniformly,
+get the exact log L, which estimates without bias the weight the rest would carry with the exact
+likelihood; if the estimate is not below 10⁻³, all of them are evaluated. The weights are thus exact
+for all but a recorded ≤ 10⁻³ of the total weight (by both measures), whose log L is off by
+|Δ log L| ~ 0.01–0.3.
 
 With a ``target_neff`` step 3 draws further batches of ``num_samples`` from the same q until n_eff
 reaches it or a budget of draws or time is spent
@@ -107,6 +111,10 @@ BINNING_WARN_DELTA = 0.5
 EXACT_WEIGHT_RESIDUAL = 1e-3
 #: At least this many exact evaluations per round of that rule (the weights are recomputed after each round).
 EXACT_MIN_CHUNK = 1000
+#: After that rule, this many of the samples left with the relative-binning log L, drawn uniformly, get the exact
+#: log L too: an unbiased estimate of the weight those left would carry with the exact likelihood (relative
+#: binning could under-rate a sample). Above the residual, all samples left are evaluated.
+EXACT_AUDIT_SIZE = 1000
 EXACT_RULE = ("exact likelihood in decreasing order of weight, in rounds of >= {chunk} (weights and their total "
               "recomputed after each), until the samples left with the relative-binning likelihood carry < {residual:g} "
               "of the total weight")
@@ -329,6 +337,44 @@ def exact_correction(ws: WeightedSamples, likelihood, residual: float = EXACT_WE
     return WeightedSamples(ws.samples, logl, ws.log_prior, ws.log_proposal), done, rounds
 
 
+def audit_unevaluated(ws: WeightedSamples, evaluated: np.ndarray, likelihood, rng: np.random.Generator,
+                      residual: float = EXACT_WEIGHT_RESIDUAL, size: int = EXACT_AUDIT_SIZE, workers: int = 1,
+                      progress: bool = False) -> tuple[WeightedSamples, np.ndarray, dict]:
+    """Check the samples :func:`exact_correction` left with their relative-binning log L: ``size`` of them,
+    drawn uniformly, get the exact log L; the exact weight of the rest is estimated as (number left / size)
+    times the audited samples' exact weight (unbiased for a uniform draw). If that estimate is at least
+    ``residual`` of the total, every sample left gets the exact log L. Returns the samples, the new mask and
+    a record (audited, estimated weight fraction left, largest |Δ log L| among the audited, action)."""
+    logl = ws.log_likelihood.copy()
+    done = np.asarray(evaluated, dtype=bool).copy()
+    left = np.flatnonzero(~done)
+    if not len(left):
+        return ws, done, {"num_audited": 0, "estimated_unevaluated_weight_fraction": 0.0, "action": "none left"}
+    pick = np.sort(rng.choice(left, size=min(size, len(left)), replace=False))
+    binned = logl[pick].copy()
+    logl[pick] = likelihood.log_likelihood({k: v[pick] for k, v in ws.samples.items()}, workers=workers,
+                                           progress=progress)
+    done[pick] = True
+    rest = np.flatnonzero(~done)
+    w, total = _relative_weights(ws.log_prior, ws.log_proposal, logl)
+    estimate = len(rest) / len(pick) * float(w[pick].sum())  # exact weight of those still left
+    fraction = estimate / (float(w[done].sum()) + estimate) if total > 0 else float("nan")
+    delta = np.abs(logl[pick] - binned)
+    delta = delta[np.isfinite(delta)]
+    record = {"num_audited": int(len(pick)), "estimated_unevaluated_weight_fraction": fraction,
+              "max_abs_delta_log_likelihood_audited": float(delta.max()) if len(delta) else None}
+    if len(rest) and not fraction < residual:
+        logger.warning("refinement: the samples left with relative binning would carry ~%.2g of the weight with the "
+                       "exact likelihood (audit of %d); evaluating all %d exactly", fraction, len(pick), len(rest))
+        logl[rest] = likelihood.log_likelihood({k: v[rest] for k, v in ws.samples.items()}, workers=workers,
+                                               progress=progress)
+        done[rest] = True
+        record["action"] = "exact likelihood for all samples left"
+    else:
+        record["action"] = "none: estimate below the residual"
+    return WeightedSamples(ws.samples, logl, ws.log_prior, ws.log_proposal), done, record
+
+
 def _relative_weights(log_prior, log_proposal, log_likelihood) -> tuple[np.ndarray, float]:
     """Weights relative to the largest (0 where not finite) and their sum."""
     lw = WeightedSamples({}, log_likelihood, log_prior, log_proposal).log_weights
@@ -429,6 +475,12 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
             binned_logl = np.concatenate([binned_logl, more.log_likelihood])
             if evaluated is not None:
                 evaluated = np.concatenate([evaluated, np.zeros(len(more), dtype=bool)])
+        audit = None
+        if binned:
+            t3 = time.perf_counter()
+            ws, evaluated, audit = audit_unevaluated(ws, evaluated, likelihood, np.random.default_rng(
+                [settings.seed, 23, 4]), settings.exact_residual, workers=settings.workers)
+            exact_seconds += time.perf_counter() - t3
         batches = None if budget is None else budget.record(stop, num_batches, len(ws), "refined")
         record = {"stage": "importance_sampling", "num_samples": len(ws), "num_batches": num_batches,
                   "proposal": proposal.density.to_dict(), "fit_seconds": t2 - t1,
@@ -439,15 +491,18 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
         evaluations = smc.num_likelihood_evaluations + len(ws)
         if binned:
             check = exact_record(ws, binned_logl, evaluated, settings.exact_residual, rounds)
-            check.update(seconds=exact_seconds, fiducial_log_likelihood=centre_logl)
+            check.update(seconds=exact_seconds, fiducial_log_likelihood=centre_logl, audit=audit)
             record["relative_binning"] = dict(fast.to_dict(), **check)
             record["exact_likelihood"] = {k: check[k] for k in (
-                "rule", "exact_weight_residual", "num_exact", "num_rounds", "unevaluated_weight_fraction")}
+                "rule", "exact_weight_residual", "num_exact", "num_rounds", "unevaluated_weight_fraction", "audit")}
             evaluations += check["num_exact"]
             logger.info("refinement: exact likelihood for %d of %d samples (%d rounds), %.3g %% of the weight left "
                         "with relative binning; relative binning differed by <= %.3g (weighted RMS %.2g)",
                         check["num_exact"], len(ws), rounds, 100 * check["unevaluated_weight_fraction"],
                         check["max_abs_delta_log_likelihood"] or 0.0, check["rms_delta_log_likelihood"] or 0.0)
+            logger.info("refinement: audit of %d samples left with relative binning: ~%.2g of the weight with the exact "
+                        "likelihood (%s)", audit["num_audited"], audit["estimated_unevaluated_weight_fraction"],
+                        audit["action"])
             if (check["max_abs_delta_log_likelihood"] or 0.0) > BINNING_WARN_DELTA:
                 logger.warning("refinement: relative binning is off by up to %.2g in log L; rerun with "
                                "--no-relative-binning to check", check["max_abs_delta_log_likelihood"])
