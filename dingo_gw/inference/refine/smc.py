@@ -12,7 +12,8 @@ exactly for approximants obeying the rotation model (an unbiased estimate otherw
 distance, up to its interpolation error ≲ 0.01), so each evaluation costs one waveform. Each stage
 picks β_{s+1} so that the effective sample size of the incremental weights stays at
 ``target_ess`` N (bisection), resamples (systematic) and moves every
-particle by ``mcmc_steps`` Metropolis-Hastings steps in the unbounded coordinates of
+particle by ``mcmc_steps`` Metropolis-Hastings steps (with ``min_moves``: more, until the particles
+have been moved that many times on average, at most ``max_mcmc_steps``) in the unbounded coordinates of
 :class:`~dingo_gw.inference.refine.proposal_coordinates.ProposalCoordinates`, alternating independent
 proposals from a Gaussian mixture fitted to the particles (large jumps between modes and along
 curved ridges) and random-walk steps with the particles' covariance, scaled towards an acceptance
@@ -58,6 +59,12 @@ class SMCSettings:
     #: Extra Metropolis-Hastings steps at β = 1, so that the particles spread into the posterior's tails
     #: (a few steps per stage leave the population narrower than the posterior).
     final_mcmc_steps: int = 0
+    #: Adaptive moves: after ``mcmc_steps``, a stage keeps stepping until every particle has been moved
+    #: ``min_moves`` times on average (sum of the acceptance rates), at most ``max_mcmc_steps`` steps; 0: off.
+    #: Resampling duplicates particles; at low acceptance (narrow, curved posteriors) a fixed few steps leave
+    #: the duplicates where they are and the population collapses onto a few points.
+    min_moves: float = 0.0
+    max_mcmc_steps: int = 30
 
 
 @dataclass
@@ -130,10 +137,11 @@ def _systematic(log_w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum(np.searchsorted(np.cumsum(w), positions), len(w) - 1)
 
 
-def _move(u, x, log_det, log_g, ell, beta, scale, steps, coords, mix, target, rng):
+def _move(u, x, log_det, log_g, ell, beta, scale, steps, coords, mix, target, rng, min_moves=0.0, max_steps=0):
     """``steps`` Metropolis-Hastings steps of every particle at β, alternating independent proposals from a
-    Gaussian mixture fitted to the particles with random-walk steps; arrays are updated in place.
-    Returns (random-walk scale, accepted fraction per kind)."""
+    Gaussian mixture fitted to the particles with random-walk steps, then more (up to ``max_steps`` in all)
+    until the acceptance rates sum to ``min_moves``; arrays are updated in place.
+    Returns (random-walk scale, accepted fraction per kind, number of steps)."""
     n, dim = u.shape
     fitted = None
     try:  # resampled particles repeat: fit the distinct ones, weighted by their counts (half the cost)
@@ -144,7 +152,8 @@ def _move(u, x, log_det, log_g, ell, beta, scale, steps, coords, mix, target, rn
         pass
     accepted = {"independent": 0.0, "random_walk": 0.0}
     count = {"independent": 0, "random_walk": 0}
-    for step in range(steps):
+    step, moves = 0, 0.0
+    while step < steps or (moves < min_moves and step < max_steps):
         independent = fitted is not None and step % 2 == 0
         if independent:
             u_new = fitted.sample(n, rng)
@@ -166,12 +175,19 @@ def _move(u, x, log_det, log_g, ell, beta, scale, steps, coords, mix, target, rn
         for k in x:
             x[k][accept] = x_new[k][accept]
         rate = float(accept.mean())
+        moves += rate
+        step += 1
         kind = "independent" if independent else "random_walk"
         accepted[kind] += rate
         count[kind] += 1
         if not independent:
             scale *= math.exp(rate - 0.25)
-    return scale, {kind: accepted[kind] / max(count[kind], 1) for kind in accepted}
+    return scale, {kind: accepted[kind] / max(count[kind], 1) for kind in accepted}, step
+
+
+def _distinct_fraction(u: np.ndarray) -> float:
+    """Fraction of particles that are distinct points."""
+    return len(np.unique(u, axis=0)) / len(u)
 
 
 def tempered_smc(base, target: MarginalPosterior, settings: SMCSettings, rng: np.random.Generator) -> SMCOutput:
@@ -196,16 +212,21 @@ def tempered_smc(base, target: MarginalPosterior, settings: SMCSettings, rng: np
         idx = _systematic(inc, rng)
         u, log_det, log_g, ell = u[idx], log_det[idx], log_g[idx], ell[idx]
         x = {k: v[idx] for k, v in x.items()}
-        scale, accepted = _move(u, x, log_det, log_g, ell, beta, scale, settings.mcmc_steps, coords, mix, target, rng)
-        stages.append({"stage": s, "beta": beta, "accepted_moves": accepted, "scale": scale,
+        distinct = _distinct_fraction(u)
+        scale, accepted, steps = _move(u, x, log_det, log_g, ell, beta, scale, settings.mcmc_steps, coords, mix,
+                                       target, rng, settings.min_moves, settings.max_mcmc_steps)
+        stages.append({"stage": s, "beta": beta, "accepted_moves": accepted, "scale": scale, "mcmc_steps": steps,
+                       "distinct_after_resampling": distinct, "distinct_after_moves": _distinct_fraction(u),
                        "max_log_target": float(np.max(ell)), "seconds": time.perf_counter() - t_start})
-        logger.info("SMC stage %d: beta %.4g, accepted moves: independent %.2f, random walk %.2f; max log(π L) %.2f",
-                    s, beta, accepted["independent"], accepted["random_walk"], np.max(ell))
+        logger.info("SMC stage %d: beta %.4g, %d steps, accepted moves: independent %.2f, random walk %.2f; distinct "
+                    "particles %.2f -> %.2f; max log(π L) %.2f", s, beta, steps, accepted["independent"],
+                    accepted["random_walk"], distinct, stages[-1]["distinct_after_moves"], np.max(ell))
         if beta >= 1.0 or time.perf_counter() - t_start > settings.max_seconds:
             break
     if beta >= 1.0 and settings.final_mcmc_steps > 0:
-        scale, accepted = _move(u, x, log_det, log_g, ell, beta, scale, settings.final_mcmc_steps, coords, mix, target,
-                                rng)
+        scale, accepted, steps = _move(u, x, log_det, log_g, ell, beta, scale, settings.final_mcmc_steps, coords, mix,
+                                       target, rng)
         stages.append({"stage": "final_moves", "beta": beta, "accepted_moves": accepted, "scale": scale,
+                       "mcmc_steps": steps, "distinct_after_moves": _distinct_fraction(u),
                        "max_log_target": float(np.max(ell)), "seconds": time.perf_counter() - t_start})
     return SMCOutput(x, beta, log_z, stages, target.evaluations, ell)
