@@ -35,9 +35,9 @@ than EXACT_WEIGHT_RESIDUAL (10⁻³) of the total weight (:func:`exact_correctio
 evaluations and the fraction left are recorded). That fraction is itself computed with relative
 binning, so an audit follows (:func:`audit_unevaluated`): 1000 of the samples left, drawn uniformly,
 get the exact log L, which estimates without bias the weight the rest would carry with the exact
-likelihood; if the estimate is not below 10⁻³, all of them are evaluated. The weights are thus exact
-for all but a recorded ≤ 10⁻³ of the total weight (by both measures), whose log L is off by
-|Δ log L| ~ 0.01–0.3.
+likelihood (recorded); if it is not below EXACT_AUDIT_LIMIT (10⁻²), all of them are evaluated. The
+weights are thus exact for all but a recorded ≤ 10⁻³ of the total weight (by the binned weights; the
+audit's estimate of the same is recorded too), whose log L is off by |Δ log L| ~ 0.01–0.3.
 
 With a ``target_neff`` step 3 draws further batches of ``num_samples`` from the same q until n_eff
 reaches it or a budget of draws or time is spent
@@ -113,8 +113,11 @@ EXACT_WEIGHT_RESIDUAL = 1e-3
 EXACT_MIN_CHUNK = 1000
 #: After that rule, this many of the samples left with the relative-binning log L, drawn uniformly, get the exact
 #: log L too: an unbiased estimate of the weight those left would carry with the exact likelihood (relative
-#: binning could under-rate a sample). Above the residual, all samples left are evaluated.
+#: binning could under-rate a sample). Above EXACT_AUDIT_LIMIT, all samples left are evaluated. The limit is
+#: well above the residual: the rule stops just below the residual, so an estimate of the same weight would
+#: exceed it about half the time by noise alone; the audit is there for gross failures of relative binning.
 EXACT_AUDIT_SIZE = 1000
+EXACT_AUDIT_LIMIT = 1e-2
 EXACT_RULE = ("exact likelihood in decreasing order of weight, in rounds of >= {chunk} (weights and their total "
               "recomputed after each), until the samples left with the relative-binning likelihood carry < {residual:g} "
               "of the total weight")
@@ -338,12 +341,12 @@ def exact_correction(ws: WeightedSamples, likelihood, residual: float = EXACT_WE
 
 
 def audit_unevaluated(ws: WeightedSamples, evaluated: np.ndarray, likelihood, rng: np.random.Generator,
-                      residual: float = EXACT_WEIGHT_RESIDUAL, size: int = EXACT_AUDIT_SIZE, workers: int = 1,
+                      limit: float = EXACT_AUDIT_LIMIT, size: int = EXACT_AUDIT_SIZE, workers: int = 1,
                       progress: bool = False) -> tuple[WeightedSamples, np.ndarray, dict]:
     """Check the samples :func:`exact_correction` left with their relative-binning log L: ``size`` of them,
     drawn uniformly, get the exact log L; the exact weight of the rest is estimated as (number left / size)
     times the audited samples' exact weight (unbiased for a uniform draw). If that estimate is at least
-    ``residual`` of the total, every sample left gets the exact log L. Returns the samples, the new mask and
+    ``limit`` of the total, every sample left gets the exact log L. Returns the samples, the new mask and
     a record (audited, estimated weight fraction left, largest |Δ log L| among the audited, action)."""
     logl = ws.log_likelihood.copy()
     done = np.asarray(evaluated, dtype=bool).copy()
@@ -363,7 +366,7 @@ def audit_unevaluated(ws: WeightedSamples, evaluated: np.ndarray, likelihood, rn
     delta = delta[np.isfinite(delta)]
     record = {"num_audited": int(len(pick)), "estimated_unevaluated_weight_fraction": fraction,
               "max_abs_delta_log_likelihood_audited": float(delta.max()) if len(delta) else None}
-    if len(rest) and not fraction < residual:
+    if len(rest) and not fraction < limit:
         logger.warning("refinement: the samples left with relative binning would carry ~%.2g of the weight with the "
                        "exact likelihood (audit of %d); evaluating all %d exactly", fraction, len(pick), len(rest))
         logl[rest] = likelihood.log_likelihood({k: v[rest] for k, v in ws.samples.items()}, workers=workers,
@@ -371,7 +374,7 @@ def audit_unevaluated(ws: WeightedSamples, evaluated: np.ndarray, likelihood, rn
         done[rest] = True
         record["action"] = "exact likelihood for all samples left"
     else:
-        record["action"] = "none: estimate below the residual"
+        record["action"] = f"none: estimate below {limit:g}"
     return WeightedSamples(ws.samples, logl, ws.log_prior, ws.log_proposal), done, record
 
 
@@ -479,7 +482,7 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
         if binned:
             t3 = time.perf_counter()
             ws, evaluated, audit = audit_unevaluated(ws, evaluated, likelihood, np.random.default_rng(
-                [settings.seed, 23, 4]), settings.exact_residual, workers=settings.workers)
+                [settings.seed, 23, 4]), workers=settings.workers)
             exact_seconds += time.perf_counter() - t3
         batches = None if budget is None else budget.record(stop, num_batches, len(ws), "refined")
         record = {"stage": "importance_sampling", "num_samples": len(ws), "num_batches": num_batches,
