@@ -36,45 +36,45 @@ def _clean(x, wx, y):
     return x[ok], wx[ok], y[np.isfinite(y)]
 
 
+def _edges(x, wx, y, bins: int) -> np.ndarray | None:
+    lo = min(np.quantile(y, 0.005), _wquantile(x, wx, 0.005))
+    hi = max(np.quantile(y, 0.995), _wquantile(x, wx, 0.995))
+    return np.linspace(lo, hi, bins + 1) if hi > lo else None
+
+
 def common_edges(x, wx, y, bins: int) -> np.ndarray | None:
     """``bins + 1`` edges spanning the 0.5-99.5 % quantiles of both sample sets; None when both
     sit (nearly) at one value."""
+    return _edges(*_clean(x, wx, y), bins)
+
+
+def _binned(x, wx, y, bins: int):
+    """Cleaned samples, common edges (None: both at one value) and both normalised histograms."""
     x, wx, y = _clean(x, wx, y)
-    lo = min(np.quantile(y, 0.005), _wquantile(x, wx, 0.005))
-    hi = max(np.quantile(y, 0.995), _wquantile(x, wx, 0.995))
-    if not hi > lo:
-        return None
-    return np.linspace(lo, hi, bins + 1)
-
-
-def _histograms(x, wx, y, edges):
+    edges = _edges(x, wx, y, bins)
+    if edges is None:
+        return x, wx, y, None, None, None
     lo, hi = edges[0], edges[-1]
     p, _ = np.histogram(np.clip(x, lo, hi), edges, weights=wx)
     q, _ = np.histogram(np.clip(y, lo, hi), edges)
-    return p / p.sum(), q / q.sum()
+    return x, wx, y, edges, p / p.sum(), q / q.sum()
 
 
 def js_divergence_bits(x, wx, y, bins: int = 40) -> float:
     """JS divergence [bits] of the weighted samples (x, wx) and the equal-weight samples y."""
     from scipy.spatial.distance import jensenshannon
 
-    x, wx, y = _clean(x, wx, y)
-    edges = common_edges(x, wx, y, bins)
-    if edges is None:
-        return 0.0
-    p, q = _histograms(x, wx, y, edges)
-    return float(jensenshannon(p, q, base=2) ** 2)
+    *_, edges, p, q = _binned(x, wx, y, bins)
+    return 0.0 if edges is None else float(jensenshannon(p, q, base=2) ** 2)
 
 
 def js_noise_bits(x, wx, y, bins: int = 40) -> float:
     """Expected JS divergence [bits] from sampling noise alone, for samples like (x, wx) and y on
     the bins :func:`js_divergence_bits` uses (module docstring: second-order expansion, delta
     method for the weighted set)."""
-    x, wx, y = _clean(x, wx, y)
-    edges = common_edges(x, wx, y, bins)
+    x, wx, y, edges, p, q = _binned(x, wx, y, bins)
     if edges is None:
         return 0.0
-    p, q = _histograms(x, wx, y, edges)
     w = wx / wx.sum()
     idx = np.clip(np.searchsorted(edges, np.clip(x, edges[0], edges[-1]), side="right") - 1, 0, bins - 1)
     # Σ_j w_j² (1[j∈i] − p_i)² = Σ_{j∈i} w_j² (1 − 2 p_i) + p_i² Σ_j w_j²
