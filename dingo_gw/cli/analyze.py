@@ -1,6 +1,6 @@
 """``dingo_analyze``: posterior of one event, any strain, or an injection, with importance sampling.
 
-    dingo_analyze --event GW150914 [--network FILE] [--outdir DIR] [--num-samples N] [--seed S]
+    dingo_analyze --event GW150914 [--network FILE|NAME] [--outdir DIR] [--num-samples N] [--seed S]
     dingo_analyze --gps T --strain H1=FILE --strain L1=FILE [--psd H1=FILE ...]
     dingo_analyze --injection PARAMS.json|prior [--gps T] [--psd H1=FILE|design:NAME ...]
     dingo_analyze ... --is-parts N        then  dingo_analyze --proposal FILE --is-part K  (K = 1..N)
@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="analyse a simulated signal in Gaussian noise: parameters from a JSON file or a prior draw")
     data.add_argument("--data-dir", action="append", default=[], metavar="DIR",
                       help="folder with strain/PSD files (searched before $DINGO_GW_DATA and the project's data/)")
-    p.add_argument("--network", help="network file (default: the shipped network whose detectors have data and whose "
-                   "chirp-mass range holds the event's; dingo_ls --networks lists them)")
+    p.add_argument("--network", help="network file, or the name of a shipped network (default: the shipped network "
+                   "whose detectors have data and whose chirp-mass range holds the event's; dingo_ls --networks lists "
+                   "them)")
     p.add_argument("--chirp-mass", type=number(float, 0.0, 1e4, low_open=True), metavar="MSUN",
                    help="detector-frame chirp mass estimate (solar masses) that picks the shipped network "
                         "(default for --event: the catalogue's estimate; for --strain data, where several "

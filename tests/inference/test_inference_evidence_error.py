@@ -17,6 +17,7 @@ from dingo_gw.inference.importance.importance_sampling import (
     DrawBudget, PARETO_K_RELIABLE, WeightedSamples, evidence_meta, pareto_k, weight_statistics,
 )
 from dingo_gw.inference.refine.refine import EXACT_WEIGHT_RESIDUAL, audit_unevaluated, exact_correction, exact_record
+from dingo_gw.errors import DataError
 
 LOG_Z = 3.7
 
@@ -145,6 +146,32 @@ def test_audit_finds_weight_that_relative_binning_hid():
     assert rec["estimated_unevaluated_weight_fraction"] > 0.05 and rec["action"].startswith("exact")
     assert evaluated.all()
     np.testing.assert_array_equal(out.log_likelihood, exact)
+
+
+def test_audit_leaves_out_draws_outside_the_prior():
+    """Draws outside the prior's support have weight 0 and NaN recovered parameters (as draw_and_weigh leaves
+    them): the audit must not hand them to the likelihood, whose waveform generator refuses NaN parameters."""
+    rng = np.random.default_rng(5)
+    n = 20000
+    exact = rng.normal(0.0, 1.5, n)
+    outside = rng.random(n) < 0.3
+    index = np.where(outside, np.nan, np.arange(n, dtype=float))
+    log_prior = np.where(outside, -np.inf, 0.0)
+
+    class _Refusing(_Exact):
+        def log_likelihood(self, params, workers=1, progress=False):
+            if not np.all(np.isfinite(params["i"])):
+                raise DataError("waveform parameter 'i' is not finite")
+            return super().log_likelihood(params, workers, progress)
+
+    like = _Refusing(exact)
+    ws = WeightedSamples({"i": index}, np.where(outside, np.nan, exact), log_prior, np.zeros(n))
+    out, evaluated, _ = exact_correction(ws, like, min_chunk=500)
+    assert not evaluated[outside].any()
+    left = int((~evaluated & ~outside).sum())
+    out, evaluated, rec = audit_unevaluated(out, evaluated, like, np.random.default_rng(0), size=left // 2, limit=0.0)
+    assert rec["num_audited"] == left // 2 > 0 and rec["action"].startswith("exact")  # limit 0: all the rest evaluated
+    assert evaluated[~outside].all() and not evaluated[outside].any()
 
 
 def test_target_neff_settings_are_checked():

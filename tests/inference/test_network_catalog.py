@@ -84,6 +84,10 @@ def test_events_pick_the_shipped_network_or_fail_with_the_nearest():
     assert why["name"] == "default" and "--chirp-mass" in why["reason"]
     path, why = pick(event="GW151226", network=str(path))  # --network: no selection
     assert why == {"path": str(path), "reason": "given with --network"}
+    named, why = pick(event="GW150914", network="lowmass")  # --network NAME: that shipped network, no selection
+    assert named == ROOT / "data" / "networks" / "lowmass" / "network.pt" and why["name"] == "lowmass"
+    with pytest.raises(DataError, match="network file not found: nosuchnet"):
+        pick(event="GW150914", network="nosuchnet")
 
 
 def test_out_of_range_event_is_one_error_line_and_writes_nothing(tmp_path, capsys):

@@ -350,7 +350,10 @@ def audit_unevaluated(ws: WeightedSamples, evaluated: np.ndarray, likelihood, rn
     a record (audited, estimated weight fraction left, largest |Δ log L| among the audited, action)."""
     logl = ws.log_likelihood.copy()
     done = np.asarray(evaluated, dtype=bool).copy()
-    left = np.flatnonzero(~done)
+    # draws outside the prior's support (weight 0 whatever the likelihood; their recovered parameters are NaN) are
+    # not audited
+    eligible = np.isfinite(ws.log_prior) & np.isfinite(ws.log_proposal)
+    left = np.flatnonzero(~done & eligible)
     if not len(left):
         return ws, done, {"num_audited": 0, "estimated_unevaluated_weight_fraction": 0.0, "action": "none left"}
     pick = np.sort(rng.choice(left, size=min(size, len(left)), replace=False))
@@ -358,7 +361,7 @@ def audit_unevaluated(ws: WeightedSamples, evaluated: np.ndarray, likelihood, rn
     logl[pick] = likelihood.log_likelihood({k: v[pick] for k, v in ws.samples.items()}, workers=workers,
                                            progress=progress)
     done[pick] = True
-    rest = np.flatnonzero(~done)
+    rest = np.flatnonzero(~done & eligible)
     w, total = _relative_weights(ws.log_prior, ws.log_proposal, logl)
     estimate = len(rest) / len(pick) * float(w[pick].sum())  # exact weight of those still left
     fraction = estimate / (float(w[done].sum()) + estimate) if total > 0 else float("nan")
