@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample efficiency a proposal must reach without refinement (default 0.1)")
     p.add_argument("--refine-particles", type=number(int, 100, 10**6), default=4000,
                    help="SMC particles of the refinement (default 4000; cost ~ particles)")
+    p.add_argument("--refine-passes", type=number(int, 1, 10), default=1,
+                   help="SMC passes of the refinement, each after the first starting from a fit to the previous "
+                        "particles (default 1; 2 helps where the network misses the posterior's peak, e.g. low-mass "
+                        "events: docs/events.md)")
     p.add_argument("--refine-start", choices=("network", "prior"), default="network",
                    help="where the refinement's SMC starts: the network's samples (default) or the prior "
                         "(a network-free baseline, to measure what the network gives the refinement)")
@@ -167,7 +171,8 @@ def main(argv=None) -> int:
         gnpe_init=args.gnpe_init, time_spread=args.time_spread,
         is_parts=args.is_parts, save_proposal_only=args.is_parts is not None,
         refine=args.refine, refine_efficiency=args.refine_efficiency,
-        refine_particles=args.refine_particles, refine_samples=args.refine_samples, refine_start=args.refine_start,
+        refine_particles=args.refine_particles, refine_passes=args.refine_passes, refine_samples=args.refine_samples,
+        refine_start=args.refine_start,
         relative_binning=args.relative_binning, distance_marginalization=args.distance_marginalization,
         result_format=args.result_format, target_neff=args.target_neff, max_samples=args.max_samples, max_time=args.max_time,
     )

@@ -124,6 +124,7 @@ class AnalysisSettings:
     refine: str = "auto"
     refine_efficiency: float = DEFAULT_TARGET_EFFICIENCY
     refine_particles: int = 4000
+    refine_passes: int = 1
     refine_samples: int = 200000
     refine_start: str = "network"
     relative_binning: bool = True
@@ -165,6 +166,8 @@ class AnalysisSettings:
             raise ConfigError(f"--refine-efficiency must be in (0, 1], got {self.refine_efficiency}")
         if self.refine_particles < 100:
             raise ConfigError(f"--refine-particles must be >= 100, got {self.refine_particles}")
+        if not 1 <= self.refine_passes <= 10:
+            raise ConfigError(f"--refine-passes must be in 1..10, got {self.refine_passes}")
         if self.refine_samples < 1000:
             raise ConfigError(f"--refine-samples must be >= 1000, got {self.refine_samples}")
         if self.target_neff is not None and not self.target_neff > 0:

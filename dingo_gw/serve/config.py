@@ -42,6 +42,7 @@ class AnalysisConfig(ConfigModel):
     refine: str = Field(default="auto", pattern="^(auto|never)$")
     refine_efficiency: float = Field(default=0.1, gt=0, le=1)
     refine_particles: int = Field(default=2000, ge=100)
+    refine_passes: int = Field(default=1, ge=1, le=10)
     refine_samples: int = Field(default=100000, ge=1000)
     relative_binning: bool = True
     distance_marginalization: bool = True

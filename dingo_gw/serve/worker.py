@@ -159,7 +159,7 @@ class Service:
             num_samples=a.num_samples, seed=a.seed, gibbs_iterations=a.gibbs_iterations, gibbs_chains=a.gibbs_chains,
             workers=a.workers, glitch=a.glitch, threads=a.threads, corner=a.corner, progress=False,
             refine=a.refine, refine_efficiency=a.refine_efficiency, refine_particles=a.refine_particles,
-            refine_samples=a.refine_samples, relative_binning=a.relative_binning,
+            refine_passes=a.refine_passes, refine_samples=a.refine_samples, relative_binning=a.relative_binning,
             distance_marginalization=a.distance_marginalization, target_neff=a.target_neff,
             max_samples=a.max_samples, max_time=a.max_time, result_format=a.result_format,
         )

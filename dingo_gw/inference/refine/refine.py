@@ -12,7 +12,8 @@ in three steps:
    angles about the detector baseline);
 2. move ``num_particles`` particles from g_0 to the posterior by tempered sequential Monte Carlo
    (:mod:`~dingo_gw.inference.refine.smc`, likelihood with the phase marginalised), with
-   ``final_mcmc_steps`` extra Metropolis-Hastings steps at β = 1;
+   ``final_mcmc_steps`` extra Metropolis-Hastings steps at β = 1; ``smc_passes`` - 1 more times from a
+   mixture fitted to the previous particles (:func:`repeated_smc`);
 3. fit a density to the particles, q_fit = ½ neural spline flow (coupling transforms, Student-t base)
    + ½ Student-t mixture (widened: 10 % of its mass has covariances × 4), complete it with correction
    kernels, q = 0.9 q_fit + 0.1 K, where K is a Gaussian kernel mixture at the particles of largest
@@ -55,7 +56,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import numpy as np
@@ -102,6 +103,9 @@ FLOW_PASSES = 2
 #: The SMC's starting mixture is fitted to at most this many network samples (the fit's cost grows with
 #: samples x components; the starting density need not be accurate).
 BASE_MAX_SAMPLES = 3000
+#: SMC passes (:func:`repeated_smc`): each after the first starts from a fit to the previous one's particles
+#: (2 raised n_eff 3-11x on a low-mass event and injection, not on GW150914/GW170814: docs/events.md §5).
+SMC_PASSES = 1
 #: Likelihood evaluations per batch with relative binning (cheap waveforms: larger batches for the pool).
 BINNED_CHUNK = 2048
 #: A larger |Δ log L| between relative binning and the exact likelihood is logged as a warning.
@@ -126,7 +130,7 @@ EXACT_RULE = ("exact likelihood in decreasing order of weight, in rounds of >= {
 @dataclass
 class RefineSettings:
     """``num_samples``: importance samples of step 3; ``num_particles``, ``mcmc_steps`` (per stage),
-    ``final_mcmc_steps`` (at β = 1): of the SMC of step 2, which stops at ``max_seconds`` even before
+    ``final_mcmc_steps`` (at β = 1), ``smc_passes``: of the SMC of step 2, which stops at ``max_seconds`` even before
     β = 1 (its particles then still shape the proposal); ``workers``: likelihood processes; ``seed``:
     all random draws; ``relative_binning``, ``binning_epsilon`` (radians per bin), ``exact_residual``
     (:func:`exact_correction`): the likelihood of steps 2–3 (used only when :func:`refine` gets a fiducial
@@ -150,6 +154,7 @@ class RefineSettings:
     max_samples: int | None = None
     deadline: float | None = None
     max_time: float | None = None
+    smc_passes: int = SMC_PASSES
 
 
 @dataclass
@@ -414,6 +419,33 @@ def exact_record(ws: WeightedSamples, binned_log_likelihood: np.ndarray, evaluat
     }
 
 
+def repeated_smc(base: BoundedDensity, target, settings: SMCSettings, rng: np.random.Generator,
+                 passes: int = 1) -> tuple:
+    """:func:`~dingo_gw.inference.refine.smc.tempered_smc` from ``base``, then ``passes`` - 1 times again from a
+    widened Student-t mixture fitted to the previous pass's particles (:func:`fit_mixture`). When the start
+    density misses the posterior's peak (a network far from converged, a narrow low-mass posterior), the
+    tempering finds it late, from few particles, and the population at β = 1 descends from those few; a
+    second pass starts from a density already near the posterior, so its particles are drawn afresh there and
+    its tempering is short. Every pass shares ``settings`` (``max_seconds``: for all passes together) and
+    the target (its evaluation count runs on). Returns (the last pass's output, a record per pass)."""
+    t0 = time.perf_counter()
+    record = []
+    smc = None
+    for k in range(max(int(passes), 1)):
+        left = settings.max_seconds - (time.perf_counter() - t0)
+        if k and (left <= 0 or smc.beta < 1.0):
+            break
+        start = base if k == 0 else fit_mixture(smc.samples, base.coords, None, rng)
+        smc = tempered_smc(start, target, replace(settings, max_seconds=left), rng)
+        record.append({"pass": k + 1, "beta": smc.beta, "num_stages": len(smc.stages),
+                       "log_evidence": smc.log_evidence, "max_log_target": float(np.max(smc.log_target)),
+                       "seconds": time.perf_counter() - t0})
+        if k:
+            logger.info("refinement: SMC pass %d from a fit to the previous particles: %d stages, max log(π L) %.2f",
+                        k + 1, len(smc.stages), record[-1]["max_log_target"])
+    return smc, record
+
+
 def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior, likelihood,
            settings: RefineSettings, fiducial: Mapping[str, float] | None = None) -> RefineOutput:
     """Refine the network proposal given by its samples ``initial`` (dict of arrays: the accepted
@@ -430,12 +462,12 @@ def refine(initial: Mapping[str, np.ndarray], coords: ProposalCoordinates, prior
         base = fit_mixture(_subsample(initial, BASE_MAX_SAMPLES, base_rng), coords, None, base_rng)
         target = MarginalPosterior(prior, fast, np.random.default_rng([settings.seed, 23, 1]), settings.workers,
                                    chunk_size=chunk)
-        smc = tempered_smc(base, target, SMCSettings(
+        smc, passes = repeated_smc(base, target, SMCSettings(
             num_particles=settings.num_particles, mcmc_steps=settings.mcmc_steps, max_stages=settings.max_stages,
             max_seconds=settings.max_seconds, final_mcmc_steps=settings.final_mcmc_steps),
-            np.random.default_rng([settings.seed, 23, 2]))
+            np.random.default_rng([settings.seed, 23, 2]), settings.smc_passes)
         stages = [{"stage": "smc", "beta": smc.beta, "num_stages": len(smc.stages), "log_evidence": smc.log_evidence,
-                   "num_particles": settings.num_particles,
+                   "passes": passes, "num_particles": settings.num_particles,
                    "num_likelihood_evaluations": smc.num_likelihood_evaluations,
                    "likelihood": "relative binning" if binned else "exact",
                    "seconds": time.perf_counter() - t0, "schedule": smc.stages}]
