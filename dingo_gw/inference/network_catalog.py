@@ -165,14 +165,13 @@ def choose_network(network: str | Path | None, event: Event | None, strain_files
     (:mod:`dingo_gw.inference.trigger`). ``injection``: the network named "default" unless
     ``chirp_mass`` is given. Without a catalogue: networks/default/network.pt."""
     if network is not None:
-        if not Path(network).expanduser().is_file() and "/" not in str(network) and not str(network).endswith(".pt"):
-            try:  # a shipped network's name, as dingo_ls --networks lists it
-                named = [e for e in load_catalog(data_dirs) if e.name == str(network)]
-            except DataError:
-                named = []
-            if named:
-                return _present(named[0]), {"path": str(named[0].path), "name": named[0].name,
-                                            "reason": "given with --network"}
+        if not Path(network).expanduser().is_file():  # a shipped network's name, as dingo_ls --networks lists it
+            try:
+                named = next((e for e in load_catalog(data_dirs) if e.name == str(network)), None)
+            except DataError:  # no catalogue: a file name, whose absence find_network reports
+                named = None
+            if named is not None:
+                return _present(named), {"path": str(named.path), "name": named.name, "reason": "given with --network"}
         return find_network(network, data_dirs), {"path": str(network), "reason": "given with --network"}
     try:
         catalog = load_catalog(data_dirs)

@@ -430,7 +430,6 @@ def repeated_smc(base: BoundedDensity, target, settings: SMCSettings, rng: np.ra
     the target (its evaluation count runs on). Returns (the last pass's output, a record per pass)."""
     t0 = time.perf_counter()
     record = []
-    smc = None
     for k in range(max(int(passes), 1)):
         left = settings.max_seconds - (time.perf_counter() - t0)
         if k and (left <= 0 or smc.beta < 1.0):

@@ -85,7 +85,7 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
         fiducial = best_sample(relative, np.asarray(result.log_likelihood, dtype=float))
     out = refine(initial, coords, prior, likelihood, RefineSettings(
         num_samples=settings.refine_samples, num_particles=settings.refine_particles,
-        smc_passes=getattr(settings, "refine_passes", 1), workers=settings.workers,
+        smc_passes=settings.refine_passes, workers=settings.workers,
         seed=settings.seed, progress=settings.progress, relative_binning=settings.relative_binning,
         target_neff=getattr(settings, "target_neff", None), max_samples=getattr(settings, "max_samples", None),
         deadline=deadline, max_time=getattr(settings, "max_time", None)),
@@ -96,7 +96,7 @@ def refine_result(result: Result, proposal: ProposalSamples, prior, likelihood, 
     refined.meta_data["refinement"] = {
         "status": "done", "start": start,
         "method": f"tempered SMC from the {'network samples' if start == 'network' else 'prior (network-free baseline)'} "
-                  f"({getattr(settings, 'refine_passes', 1)} pass(es), each after the first from a fit to the previous "
+                  f"({settings.refine_passes} pass(es), each after the first from a fit to the previous "
                   "particles), then importance sampling of a neural spline flow + "
                   "Student-t mixture fitted to the particles, with correction kernels where they fall short"
                   + (" (relative-binning likelihood, exact in decreasing order of weight until < "
