@@ -3,6 +3,7 @@
     dingo_analyze --event GW150914 [--network FILE|NAME] [--outdir DIR] [--num-samples N] [--seed S]
     dingo_analyze --gps T --strain H1=FILE --strain L1=FILE [--psd H1=FILE ...]
     dingo_analyze --injection PARAMS.json|prior [--gps T] [--psd H1=FILE|design:NAME ...]
+    dingo_analyze --injection PARAMS.json|prior --gps T --strain H1=FILE --strain L1=FILE   (into real noise)
     dingo_analyze ... --is-parts N        then  dingo_analyze --proposal FILE --is-part K  (K = 1..N)
                                           then  dingo_result merge PART_FILES   (docs/cluster.md)
 
@@ -40,14 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dingo_analyze", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = p.add_argument_group("data (one of --event, --strain with --gps, --injection)")
+    data = p.add_argument_group("data (one of --event, --strain with --gps, --injection; --injection with --strain "
+                                "and --gps: into that real noise)")
     data.add_argument("--event", help="catalogue event name, e.g. GW150914")
     data.add_argument("--gps", type=float, help="trigger GPS time (s) of --strain data or of an injection")
     data.add_argument("--strain", action="append", metavar="DET=FILE", help="strain file of a detector (repeat)")
     data.add_argument("--psd", action="append", metavar="DET=FILE",
                       help="PSD text file of a detector (f, PSD [1/Hz]), or DET=design:NAME (repeat)")
     data.add_argument("--injection", metavar="PARAMS.json|prior",
-                      help="analyse a simulated signal in Gaussian noise: parameters from a JSON file or a prior draw")
+                      help="analyse a simulated signal in Gaussian noise (with --strain and --gps: in the real noise "
+                           "of the analysis segment at --gps, which must hold no signal): parameters from a JSON file "
+                           "or a prior draw")
     data.add_argument("--data-dir", action="append", default=[], metavar="DIR",
                       help="folder with strain/PSD files (searched before $DINGO_GW_DATA and the project's data/)")
     p.add_argument("--network", help="network file, or the name of a shipped network (default: the shipped network "
@@ -75,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads for network sampling (default 1; 2 may help on an otherwise idle machine)")
     p.add_argument("--glitch", choices=("gate", "error", "ignore"), default="gate",
                    help="loud transients in the analysis segment: gate them (default), stop, or keep them")
+    p.add_argument("--lines", choices=("replace", "keep"), default="replace",
+                   help="frequency bins of spectral lines that the PSD does not describe, found in the off-source "
+                        "strain: Gaussian noise in the network's input (default; the likelihood keeps the data) "
+                        "or kept as they are")
     p.add_argument("--exact-projection", action="store_true",
                    help="evaluate the network's first layer on shifted data instead of interpolating it")
     p.add_argument("--refine", choices=("auto", "never"), default="auto",
@@ -166,7 +174,7 @@ def main(argv=None) -> int:
         chirp_mass=args.chirp_mass,
         data_dirs=list(args.data_dir), outdir=args.outdir, label=args.label, num_samples=args.num_samples,
         seed=args.seed, gibbs_iterations=args.gibbs_iterations, gibbs_chains=args.gibbs_chains,
-        workers=args.workers, glitch=args.glitch, exact_projection=args.exact_projection,
+        workers=args.workers, glitch=args.glitch, lines=args.lines, exact_projection=args.exact_projection,
         corner=not args.no_corner, progress=not args.no_progress, threads=args.threads,
         gnpe_init=args.gnpe_init, time_spread=args.time_spread,
         is_parts=args.is_parts, save_proposal_only=args.is_parts is not None,

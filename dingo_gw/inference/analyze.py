@@ -8,8 +8,10 @@ The driver reads as the data flow, one call into the part that owns each step:
    time (event catalogue, ``--strain DET=FILE``, data folders), loud transients in the analysis
    segment gated (default), refused or ignored;
 3. PSDs (:mod:`dingo_gw.noise.event_psd`): a user file, else the event's published PSD, else Welch;
+   spectral lines the PSD lacks, found in the off-source strain (:mod:`dingo_gw.noise.line_bins`);
 4. whitening (:mod:`dingo_gw.inference.event_data`): the Tukey-windowed, FFT'd analysis segment
-   whitened as in training (or a simulated injection, :mod:`dingo_gw.inference.injection`);
+   whitened as in training, its line bins Gaussian noise in the network's input only (or a simulated
+   injection in Gaussian or that real noise, :mod:`dingo_gw.inference.injection`);
 5. network sampling (:mod:`dingo_gw.inference.sampling.proposal`): GNPE Gibbs sampling + the
    extended-space proposal, or direct NPE/FMPE sampling, with log q;
 6. importance sampling (:mod:`dingo_gw.inference.importance.network_proposal`): exact likelihood ×
@@ -58,8 +60,10 @@ from dingo_gw.io.atomic import prepare_outdir
 from dingo_gw.io.checksum import sha256_file
 from dingo_gw.likelihood.gaussian import GaussianLikelihood
 from dingo_gw.noise.event_psd import estimate_psds, injection_psds
+from dingo_gw.noise.line_bins import find_line_bins
 from dingo_gw.noise.event_strain import (
-    analysis_segment, check_glitches, post_trigger, read_strain, resolve_strain_files, segment_of, strain_paths,
+    analysis_segment, check_glitches, post_trigger, read_strain, resolve_strain_files, segment_fd, segment_of,
+    strain_paths,
 )
 from dingo_gw.results import Result
 
@@ -73,9 +77,13 @@ class AnalysisSettings:
     """What to analyse and how. Times are GPS seconds; files are paths.
 
     Data: ``event`` (catalogue name) or ``gps`` with ``strain_files`` (detector -> file), or
-    ``injection`` ("prior", a JSON file or a mapping; simulated Gaussian noise). ``psd_files``:
+    ``injection`` ("prior", a JSON file or a mapping; simulated Gaussian noise, or with ``strain_files``
+    and ``gps`` added to the real noise of the analysis segment at ``gps``). ``psd_files``:
     detector -> PSD text file (f, PSD [1/Hz]; multi-column files by detector name) or
     "design:<name>" (a LALSimulation design curve, injections). ``glitch``: gate | error | ignore.
+    ``lines``: "replace" (default): bins of spectral lines that the PSD does not describe, found in the
+    off-source strain (:mod:`dingo_gw.noise.line_bins`), hold Gaussian noise in the network's input
+    (the likelihood keeps the data); "keep": the network sees the data as they are.
     Sampling: ``num_samples`` proposal draws, ``gibbs_iterations``, ``gibbs_chains`` (chains fitting
     the GNPE proxy density; default min(num_samples, 2000)), ``exact_projection`` (no interpolated
     first layer), ``gnpe_init`` ("network": the embedded initialisation network, if any;
@@ -111,6 +119,7 @@ class AnalysisSettings:
     workers: int = 2
     batch_size: int = DEFAULT_BATCH_SIZE
     glitch: str = "gate"
+    lines: str = "replace"
     time_spread: float = DEFAULT_TIME_SPREAD
     gnpe_init: str = "network"
     exact_projection: bool = False
@@ -136,10 +145,11 @@ class AnalysisSettings:
 
     def check(self) -> None:
         given = [x for x in ("event", "injection") if getattr(self, x) is not None]
-        if self.strain_files and self.event is None:
+        if self.strain_files and self.event is None and self.injection is None:
             given.append("strain")
         if len(given) != 1:
-            raise ConfigError("give exactly one of --event NAME, --strain DET=FILE (with --gps) or --injection")
+            raise ConfigError("give exactly one of --event NAME, --strain DET=FILE (with --gps) or --injection "
+                              "(with --strain and --gps: into that real noise)")
         if self.strain_files and self.gps is None and self.event is None:
             raise ConfigError("--strain needs --gps (the trigger time of the data)")
         if self.num_samples < 1:
@@ -156,6 +166,8 @@ class AnalysisSettings:
             raise ConfigError(f"--time-spread must be > 0 s, got {self.time_spread}")
         if self.glitch not in ("gate", "error", "ignore"):
             raise ConfigError(f"glitch action must be gate, error or ignore, got {self.glitch!r}")
+        if self.lines not in ("replace", "keep"):
+            raise ConfigError(f"lines must be 'replace' or 'keep', got {self.lines!r}")
         if self.gps is not None and not math.isfinite(self.gps):
             raise ConfigError(f"--gps must be a finite GPS time, got {self.gps}")
         if self.is_parts is not None and self.is_parts < 1:
@@ -286,7 +298,7 @@ def _start_run(settings: AnalysisSettings, network: AnalysisNetwork | None, timi
 def _analysed_data(settings: AnalysisSettings, run: _Run, generator, timings: dict) -> _Data:
     """Steps 2-4: strain, glitches, PSDs and the whitened network input (or a simulated injection)."""
     network, domain, gps = run.network, run.network.domain, run.gps
-    if settings.injection is not None:
+    if settings.injection is not None and not run.given_strain:
         with timed_step(timings, "psd"):
             psds, psd_info = injection_psds(settings.psd_files, domain, network.detectors, run.data_dirs)
         with timed_step(timings, "data"):
@@ -303,12 +315,27 @@ def _analysed_data(settings: AnalysisSettings, run: _Run, generator, timings: di
     with timed_step(timings, "psd"):
         psds, psd_info = estimate_psds(strains, domain, segment, settings.psd_files, run.event, run.data_dirs,
                                        network.window_roll_off, network.detectors)
+    line_bins, line_report = {}, {"action": "keep"}
+    if settings.lines == "replace":
+        with timed_step(timings, "lines"):
+            for det in network.detectors:
+                line_bins[det], line_report[det] = find_line_bins(strains[det], psds[det], domain, segment,
+                                                                  network.window_roll_off)
+            line_report["action"] = "replace"
+    params = None
     with timed_step(timings, "data"):
-        event_data = frequency_domain_data(strains, psds, network, gps, run.post)
+        if settings.injection is not None:  # into the real noise of the analysis segment
+            noise, start, _ = segment_fd(strains, network.detectors, domain, gps, run.post, network.window_roll_off)
+            event_data, params = injection_data(network, settings.injection, gps, generator, psds, settings.seed,
+                                                noise=noise, line_bins=line_bins)
+            event_data.info["injection"]["noise_segment"] = [start, start + domain.duration]
+        else:
+            event_data = frequency_domain_data(strains, psds, network, gps, run.post, line_bins, settings.seed)
     extra_meta = dict(event_data.info)
+    extra_meta["line_bins"] = line_report
     extra_meta["strain_files"] = {d: {"path": str(p), "sha256": sha256_file(p)} for d, p in paths.items()}
     extra_meta["glitches"] = glitch_report
-    return _Data(event_data, psd_info, extra_meta)
+    return _Data(event_data, psd_info, extra_meta, params)
 
 
 def _save_proposal(settings: AnalysisSettings, run: _Run, data: _Data, proposal: ProposalSamples,

@@ -1,4 +1,6 @@
-"""Simulated signals in Gaussian noise, for validation (``dingo_analyze --injection``, P-P tests).
+"""Simulated signals in Gaussian noise, for validation (``dingo_analyze --injection``, P-P tests),
+or in real noise (``--injection`` with ``--strain`` and ``--gps``: n_I is then the Tukey-windowed FFT
+of the strain's analysis segment at ``--gps``, which must hold no signal of its own).
 
 The frequency-domain data of detector I on the full grid of a domain are
 
@@ -25,7 +27,7 @@ import torch
 from dingo_gw.detectors import DetectorNetwork
 from dingo_gw.domain import FrequencyDomain
 from dingo_gw.errors import ConfigError, DataError
-from dingo_gw.inference.event_data import EventData
+from dingo_gw.inference.event_data import EventData, replace_line_bins
 from dingo_gw.inference.network import AnalysisNetwork
 from dingo_gw.priors import component_masses, sample_prior
 
@@ -127,10 +129,12 @@ def optimal_snr(h: np.ndarray, psd: np.ndarray, domain: FrequencyDomain) -> floa
 
 
 def simulate_injection(params: Mapping[str, float], detectors, waveform_generator, psds: Mapping[str, np.ndarray],
-                       trigger_time: float, rng: np.random.Generator, noise: bool = True):
+                       trigger_time: float, rng: np.random.Generator, noise: bool | Mapping[str, np.ndarray] = True):
     """(data, snr): FD data d_I = h_I + n_I per detector (full grid) and the optimal SNR of each.
 
-    ``psds``: detector -> one-sided PSD (1/Hz) on the generator's domain grid.
+    ``psds``: detector -> one-sided PSD (1/Hz) on the generator's domain grid. ``noise``: True
+    (Gaussian noise of the PSDs), False (none) or detector -> FD noise on the full grid (e.g. the
+    windowed FFT of real strain: an injection into real noise).
     """
     domain = waveform_generator.domain
     missing = [d for d in detectors if d not in psds]
@@ -142,21 +146,33 @@ def simulate_injection(params: Mapping[str, float], detectors, waveform_generato
         psd = np.asarray(psds[d], dtype=float)
         if psd.shape != (len(domain),) or not np.all(np.isfinite(psd[domain.mask])) or np.any(psd[domain.mask] <= 0):
             raise DataError(f"injection: PSD of {d} must be positive and finite on the domain grid")
-        data[d] = signals[d] + (gaussian_noise(psd, domain, rng) if noise else 0.0)
+        if isinstance(noise, Mapping):
+            n = np.where(domain.mask, np.asarray(noise[d]), 0.0)
+        else:
+            n = gaussian_noise(psd, domain, rng) if noise else 0.0
+        data[d] = signals[d] + n
         snr[d] = optimal_snr(signals[d], psd, domain)
     logger.info("injection: optimal SNR %s, network %.2f", {d: round(s, 2) for d, s in snr.items()},
                 float(np.sqrt(sum(s**2 for s in snr.values()))))
     return data, snr
 
 
-def injection_data(network: AnalysisNetwork, spec: str | Mapping, gps: float, generator, psds, seed: int):
-    """Simulated event (signal + Gaussian noise) on the network's domain; returns (EventData, params).
-    ``spec``: "prior", a JSON file or a mapping (:func:`injection_parameters`)."""
+def injection_data(network: AnalysisNetwork, spec: str | Mapping, gps: float, generator, psds, seed: int,
+                   noise: Mapping[str, np.ndarray] | None = None, line_bins: Mapping[str, np.ndarray] | None = None):
+    """Simulated event on the network's domain; returns (EventData, params).
+
+    ``spec``: "prior", a JSON file or a mapping (:func:`injection_parameters`). ``noise``: detector ->
+    FD noise (full grid) to add instead of Gaussian noise, e.g. the windowed FFT of real strain
+    around ``gps``; ``line_bins``: detector -> mask of bins replaced by Gaussian noise in the network's
+    input only (:func:`dingo_gw.inference.event_data.frequency_domain_data`).
+    """
     params = injection_parameters(spec, network.prior, gps, seed=seed)
     data, snr = simulate_injection(params, network.detectors, generator, psds, gps,
-                                   np.random.default_rng([seed, 11]))
+                                   np.random.default_rng([seed, 11]), noise=True if noise is None else noise)
     asds = {d: np.sqrt(psds[d]) for d in network.detectors}
-    event_input = network.net_input.event_input(data, asds, segment_start=0.0, dtype=torch.complex128)
+    net_data = replace_line_bins(data, psds, network.domain, line_bins, seed) if line_bins else data
+    event_input = network.net_input.event_input(net_data, asds, segment_start=0.0, dtype=torch.complex128)
     info = {"injection": {"parameters": params, "optimal_snr": snr,
-                          "network_optimal_snr": float(np.sqrt(sum(v**2 for v in snr.values())))}}
+                          "network_optimal_snr": float(np.sqrt(sum(v**2 for v in snr.values()))),
+                          "noise": "gaussian" if noise is None else "given"}}
     return EventData(data, dict(psds), event_input, float(gps), float(gps), network.domain, info), params

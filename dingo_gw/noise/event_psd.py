@@ -45,10 +45,11 @@ def read_psd_spec(spec: str, det: str, domain: FrequencyDomain, data_dirs) -> tu
         return psd, {"source": "design curve", "name": name}
     path = find_data_file(spec, data_dirs)
     try:
-        first = np.loadtxt(path, comments="#", max_rows=1, ndmin=2)
-    except (ValueError, OSError, UnicodeDecodeError) as e:
+        with open(path, encoding="utf-8") as f:
+            first = next((ln.split() for ln in f if ln.strip() and not ln.lstrip().startswith("#")), [])
+    except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read PSD file {path}: {e}") from None
-    column = det if first.shape[1] > 2 else None
+    column = det if len(first) > 2 else None
     info = {"source": "file", "path": str(path), "sha256": sha256_file(path)}
     return read_psd_file(path, domain, "psd", column), info
 

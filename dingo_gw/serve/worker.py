@@ -157,7 +157,7 @@ class Service:
             gps=req["gps"], strain_files=req["strain_files"], psd_files=req["psd_files"],
             injection=req["injection"], data_dirs=list(self.config.data_dirs), outdir=str(outdir), label=jid,
             num_samples=a.num_samples, seed=a.seed, gibbs_iterations=a.gibbs_iterations, gibbs_chains=a.gibbs_chains,
-            workers=a.workers, glitch=a.glitch, threads=a.threads, corner=a.corner, progress=False,
+            workers=a.workers, glitch=a.glitch, lines=a.lines, threads=a.threads, corner=a.corner, progress=False,
             refine=a.refine, refine_efficiency=a.refine_efficiency, refine_particles=a.refine_particles,
             refine_passes=a.refine_passes, refine_samples=a.refine_samples, relative_binning=a.relative_binning,
             distance_marginalization=a.distance_marginalization, target_neff=a.target_neff,

@@ -160,6 +160,9 @@ def test_event_analysis_writes_files_and_is_reproducible(networks, tmp_path, cap
     # the analysis segment [t - 1.5, t + 0.5] of the 2 s network, Tukey window with its roll-off
     assert meta["segment"][0] == pytest.approx(GPS - 1.5, abs=1 / 4096)
     assert meta["window"]["window_factor"] == pytest.approx(1 - 5 * 0.4 / 8, abs=1e-3)
+    # spectral lines looked for in the 30 s of off-source strain (15 segments of 2 s)
+    assert meta["line_bins"]["action"] == "replace"
+    assert meta["line_bins"]["H1"]["segments"] >= 10 and meta["line_bins"]["H1"]["bins"] >= 0
 
 
 def test_network_warnings_are_held_until_the_network_result_stands(caplog):
@@ -202,6 +205,37 @@ def test_failed_proposal_is_reported_not_as_a_posterior(networks, tmp_path, caps
     assert "FAILED PROPOSAL" in capsys.readouterr().out
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "failed proposal" in r.getMessage()]
     assert warned  # no refinement replaced the network's result: its warning stands
+
+
+def test_injection_into_real_noise_adds_the_signal_to_the_windowed_segment(networks, tmp_path, data_dir):
+    """--injection with --strain and --gps: d = h + the Tukey-windowed FFT of the strain's analysis segment
+    at --gps (here 10 s before GW150914: no signal of its own), with the PSD and line search of real data."""
+    from dingo_gw.inference.injection import signal_strain
+    from dingo_gw.io.strain import read_strain as read_strain_file
+    from dingo_gw.noise.event_strain import segment_fd
+
+    truth = {"chirp_mass": 30.0, "mass_ratio": 0.8, **NO_SPIN, "theta_jn": 0.4, "phase": 1.0,
+             "luminosity_distance": 800.0, "geocent_time": 0.01, "ra": 1.2, "dec": 0.3, "psi": 0.7}
+    gps = GPS - 10.0
+    strain = {d: str(data_dir / f) for d, f in zip(("H1", "L1"), GW150914_FILES)}
+    out = analyze(_fast(injection=truth, strain_files=strain, gps=gps, network=str(networks["gnpe"]),
+                        outdir=str(tmp_path), label="real_noise", refine="never"))
+    meta = out.result.meta_data
+    assert meta["injection"]["noise"] == "given" and meta["psd"]["H1"]["source"] == "welch"
+    assert meta["injection"]["noise_segment"][0] == pytest.approx(gps - 1.5, abs=1 / 4096)
+    assert meta["line_bins"]["action"] == "replace" and out.result.injection_parameters["chirp_mass"] == 30.0
+
+    net = load_analysis_network(networks["gnpe"])
+    strains = {d: read_strain_file(p, d) for d, p in strain.items()}
+    noise, _, _ = segment_fd(strains, net.detectors, net.domain, gps, 0.5, net.window_roll_off)
+    with WaveformGenerator("IMRPhenomD", net.domain, 20.0) as gen:
+        event, params = injection_data(net, truth, gps, gen, {d: np.ones(len(net.domain)) for d in net.detectors}, 0,
+                                       noise=noise)
+        h = signal_strain(params, net.detectors, gen, gps)
+    m = net.domain.mask
+    for d in net.detectors:
+        np.testing.assert_allclose(event.strain[d][m], h[d][m] + noise[d][m], rtol=1e-12, atol=1e-30)
+        assert np.all(event.strain[d][~m] == 0)
 
 
 def _narrow_injection(networks, tmp_path, **kw):
