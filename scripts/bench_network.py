@@ -71,12 +71,12 @@ def detectable_injections(network: str, count: int, min_snr: float, first_seed: 
 
 
 def run_one(network: str, outdir: Path, label: str, seed: int, num_samples: int, event: str | None,
-            injection: str | dict | None, workers: int) -> dict:
+            injection: str | dict | None, workers: int, lines: str = "keep") -> dict:
     from dingo_gw.inference.analyze import AnalysisSettings, analyze
 
     settings = AnalysisSettings(
         event=event, injection=injection, network=network, outdir=str(outdir), label=label,
-        num_samples=num_samples, seed=seed, workers=workers, refine="never", progress=False, corner=False,
+        num_samples=num_samples, seed=seed, workers=workers, refine="never", progress=False, corner=False, lines=lines,
     )
     t0 = time.perf_counter()
     out = analyze(settings)
@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--loud", type=int, default=0, help="runs of the GW150914-like injection (noise seeds 200..)")
     ap.add_argument("--num-samples", type=int, default=20000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--lines", choices=("keep", "replace"), default="keep",
+                    help="GW150914's spectral-line bins in the network input (dingo_analyze --lines)")
     ap.add_argument("--outdir", default="bench_network_out")
     ap.add_argument("--out", default="bench_network.json")
     args = ap.parse_args(argv)
@@ -129,7 +131,8 @@ def main(argv=None) -> int:
                                            for s, p, snr in chosen]
     for k, net in enumerate(networks):
         outdir = Path(args.outdir) / f"net{k}"
-        event_rows = [run_one(net, outdir, f"GW150914_s{s}", s, args.num_samples, "GW150914", None, args.workers)
+        event_rows = [run_one(net, outdir, f"GW150914_s{s}", s, args.num_samples, "GW150914", None, args.workers,
+                              args.lines)
                       for s in range(args.seeds)]
         if args.min_snr > 0:
             inj_rows = []

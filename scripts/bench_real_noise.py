@@ -4,7 +4,7 @@ Every run is ``dingo_analyze --refine never`` with 20,000 network samples, and p
 efficiency ε, n_eff, Pareto k̂ and wall time, then the median per set:
 
 1. ``GW150914``: the event itself with the network input's spectral-line bins replaced by Gaussian
-   noise (``--lines replace``, the default) and kept (``--lines keep``), seeds 0..S-1;
+   noise (``--lines replace``) and kept (``--lines keep``, the default), seeds 0..S-1;
 2. the GW150914-like injection of scripts/bench_network.py (``LOUD_INJECTION``, network SNR 23.8)
    a. in Gaussian noise of the published GW150914 PSDs (noise seeds 200..),
    b. in the real noise of the GW150914 LOSC files at off-source trigger times (:data:`OFF_SOURCE`,

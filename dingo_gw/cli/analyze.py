@@ -79,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads for network sampling (default 1; 2 may help on an otherwise idle machine)")
     p.add_argument("--glitch", choices=("gate", "error", "ignore"), default="gate",
                    help="loud transients in the analysis segment: gate them (default), stop, or keep them")
-    p.add_argument("--lines", choices=("replace", "keep"), default="replace",
+    p.add_argument("--lines", choices=("replace", "keep"), default="keep",
                    help="frequency bins of spectral lines that the PSD does not describe, found in the off-source "
-                        "strain: Gaussian noise in the network's input (default; the likelihood keeps the data) "
-                        "or kept as they are")
+                        "strain: kept as they are (default) or Gaussian noise in the network's input (the likelihood "
+                        "keeps the data; raises the network's own efficiency on real data, docs/analyze.md)")
     p.add_argument("--exact-projection", action="store_true",
                    help="evaluate the network's first layer on shifted data instead of interpolating it")
     p.add_argument("--refine", choices=("auto", "never"), default="auto",

@@ -81,9 +81,9 @@ class AnalysisSettings:
     and ``gps`` added to the real noise of the analysis segment at ``gps``). ``psd_files``:
     detector -> PSD text file (f, PSD [1/Hz]; multi-column files by detector name) or
     "design:<name>" (a LALSimulation design curve, injections). ``glitch``: gate | error | ignore.
-    ``lines``: "replace" (default): bins of spectral lines that the PSD does not describe, found in the
-    off-source strain (:mod:`dingo_gw.noise.line_bins`), hold Gaussian noise in the network's input
-    (the likelihood keeps the data); "keep": the network sees the data as they are.
+    ``lines``: "keep" (default): the network sees the data as they are; "replace": bins of spectral
+    lines that the PSD does not describe, found in the off-source strain (:mod:`dingo_gw.noise.line_bins`),
+    hold Gaussian noise in the network's input (the likelihood keeps the data).
     Sampling: ``num_samples`` proposal draws, ``gibbs_iterations``, ``gibbs_chains`` (chains fitting
     the GNPE proxy density; default min(num_samples, 2000)), ``exact_projection`` (no interpolated
     first layer), ``gnpe_init`` ("network": the embedded initialisation network, if any;
@@ -119,7 +119,7 @@ class AnalysisSettings:
     workers: int = 2
     batch_size: int = DEFAULT_BATCH_SIZE
     glitch: str = "gate"
-    lines: str = "replace"
+    lines: str = "keep"
     time_spread: float = DEFAULT_TIME_SPREAD
     gnpe_init: str = "network"
     exact_projection: bool = False

@@ -15,8 +15,8 @@ analysis PSD is the mean whitened power per bin; a bin is a line bin where it ex
 (mean of K Exp(1) variables, Gamma(K, 1/K)) exceeds in :data:`FALSE_ALARM` = 1e-3 of the bins
 (K = 3: 3.74, K = 4: 3.27; K >= 5: 3, which noise exceeds in 9e-4 (K = 5) to 2e-5 (K = 9) of the bins).
 
-What the analysis does with them (:func:`dingo_gw.inference.event_data.frequency_domain_data`):
-in the network's input only, the line bins of the analysis segment are replaced by Gaussian noise
+What the analysis does with them (``dingo_analyze --lines replace``;
+:func:`dingo_gw.inference.event_data.frequency_domain_data`): in the network's input only, the line bins of the analysis segment are replaced by Gaussian noise
 of the PSD's level; the likelihood (importance sampling, refinement) keeps the data as they are,
 so the posterior is unchanged and only the proposal improves.
 """

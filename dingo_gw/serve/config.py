@@ -39,7 +39,7 @@ class AnalysisConfig(ConfigModel):
     threads: int = Field(default=1, ge=1)
     glitch: str = Field(default="gate", pattern="^(gate|error|ignore)$")
     #: spectral-line bins of the network input: Gaussian noise (replace) or the data (keep); dingo_analyze --lines
-    lines: str = Field(default="replace", pattern="^(replace|keep)$")
+    lines: str = Field(default="keep", pattern="^(replace|keep)$")
     #: refine a network proposal whose sample efficiency is below refine_efficiency (docs/analyze.md)
     refine: str = Field(default="auto", pattern="^(auto|never)$")
     refine_efficiency: float = Field(default=0.1, gt=0, le=1)
