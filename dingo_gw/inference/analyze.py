@@ -10,8 +10,8 @@ The driver reads as the data flow, one call into the part that owns each step:
 3. PSDs (:mod:`dingo_gw.noise.event_psd`): a user file, else the event's published PSD, else Welch;
    spectral lines the PSD lacks, found in the off-source strain (:mod:`dingo_gw.noise.line_bins`);
 4. whitening (:mod:`dingo_gw.inference.event_data`): the Tukey-windowed, FFT'd analysis segment
-   whitened as in training, its line bins Gaussian noise in the network's input only (or a simulated
-   injection in Gaussian or that real noise, :mod:`dingo_gw.inference.injection`);
+   whitened as in training, with --lines replace its line bins Gaussian noise in the network's input (or a
+   simulated injection in Gaussian or real noise, :mod:`dingo_gw.inference.injection`);
 5. network sampling (:mod:`dingo_gw.inference.sampling.proposal`): GNPE Gibbs sampling + the
    extended-space proposal, or direct NPE/FMPE sampling, with log q;
 6. importance sampling (:mod:`dingo_gw.inference.importance.network_proposal`): exact likelihood ×
