@@ -71,12 +71,14 @@ def detectable_injections(network: str, count: int, min_snr: float, first_seed: 
 
 
 def run_one(network: str, outdir: Path, label: str, seed: int, num_samples: int, event: str | None,
-            injection: str | dict | None, workers: int, lines: str = "keep") -> dict:
+            injection: str | dict | None, workers: int, lines: str = "keep", **extra) -> dict:
+    """One ``--refine never`` analysis; ``extra``: further AnalysisSettings (strain_files, psd_files, gps, ...)."""
     from dingo_gw.inference.analyze import AnalysisSettings, analyze
 
     settings = AnalysisSettings(
         event=event, injection=injection, network=network, outdir=str(outdir), label=label,
         num_samples=num_samples, seed=seed, workers=workers, refine="never", progress=False, corner=False, lines=lines,
+        **extra,
     )
     t0 = time.perf_counter()
     out = analyze(settings)
@@ -90,6 +92,7 @@ def run_one(network: str, outdir: Path, label: str, seed: int, num_samples: int,
         "rejected_fraction": float(meta.get("num_rejected_proposals") or 0) / n,
         "outside_prior_fraction": float(meta.get("num_outside_prior") or 0) / n,
         "log_evidence": float(out.result.log_evidence),
+        "line_bins": {d: v.get("bins") for d, v in meta.get("line_bins", {}).items() if isinstance(v, dict)},
     }
 
 
