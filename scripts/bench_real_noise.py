@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import ROOT, run_cli  # noqa: E402
-import bench_network  # noqa: E402
 from bench_network import LOUD_INJECTION, load_average  # noqa: E402
+from bench_network import run_one as network_run_one  # noqa: E402
 
 GW150914_FILES = {"H1": "H-H1_LOSC_4_V2-1126259446-32.hdf5", "L1": "L-L1_LOSC_4_V2-1126259446-32.hdf5"}
 PUBLISHED_PSD = ROOT / "data" / "psd" / "GWTC-1" / "GWTC1_GW150914_PSDs.dat"
@@ -39,7 +39,7 @@ OFF_SOURCE = (1126259452.4, 1126259456.4, 1126259470.4, 1126259474.4)
 def run_one(label: str, outdir: Path, network: str | None = None, seed: int = 0, event: str | None = None,
             injection: dict | None = None, lines: str = "keep", **extra) -> dict:
     """:func:`bench_network.run_one` with 20,000 samples, printed with the line bins found."""
-    row = bench_network.run_one(network, outdir, label, seed, 20000, event, injection, 2, lines, **extra)
+    row = network_run_one(network, outdir, label, seed, 20000, event, injection, 2, lines, **extra)
     print(f"{label}: efficiency {100 * row['sample_efficiency']:.3g} %, n_eff {row['n_eff']:.1f}, "
           f"k {row['pareto_k']}, line bins {row['line_bins']}, {row['wall_s']} s", flush=True)
     return row
